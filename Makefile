@@ -1,0 +1,40 @@
+# The two commands a new user needs: `make demo` and `make test`.
+# Each sets up .venv/ on its own; torch comes first, pinned, so that pip takes
+# the CPU wheel on a CPU machine instead of a multi-GB CUDA build.
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.blogtune-installed
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+.PHONY: setup demo test test-fast validate ui clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+$(DAGSTER_HOME):
+	mkdir -p $(DAGSTER_HOME)
+
+demo: setup | $(DAGSTER_HOME)
+	$(VENV)/bin/dagster asset materialize -m blogtune_assets --select '*'
+	$(PY) -m blogtune_assets.summary
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+validate: setup
+	$(VENV)/bin/dagster definitions validate -m blogtune_assets
+
+ui: setup | $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -m blogtune_assets
+
+clean:
+	rm -rf data/blogtune_home data/dagster_home

@@ -1,0 +1,5 @@
+"""blogtune: a Jekyll blog in, its own fine-tuned language model out."""
+
+from blogtune_assets.definitions import defs
+
+__all__ = ["defs"]

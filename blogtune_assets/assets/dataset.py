@@ -1,0 +1,78 @@
+"""sft_dataset: title → body conversations, a stable seeded split, measured in tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from blogtune_assets.assets.metadata import bar_chart_md, md_table
+from blogtune_assets.core import sft
+from blogtune_assets.core.base_model import load_tokenizer
+from blogtune_assets.resources import ArtifactHome, ModelProfile
+
+PREVIEW_CHARS = 300
+
+
+@dg.asset(group_name="data", kinds={"json"}, code_version="1")
+def sft_dataset(cleaned_posts: Path, model_profile: ModelProfile, artifacts: ArtifactHome) -> dg.Output[Path]:
+    """Each kept post as a user (title) → assistant (body) conversation, split train/eval by a seeded hash of the title."""
+    profile = model_profile.settings
+    settings = profile.train
+    cleaned = pl.read_parquet(cleaned_posts / "posts.parquet")
+    examples = sft.build_examples(cleaned, seed=settings.seed, eval_size=settings.eval_size)
+    tokenizer = load_tokenizer(profile, artifacts.store.home / "cache")
+    conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
+    stats = sft.count_tokens(tokenizer, conversations, settings.max_length)
+    examples = examples.with_columns(pl.Series("tokens", stats.tokens, dtype=pl.Int64))
+    train, evals = examples.filter(~pl.col("is_eval")), examples.filter(pl.col("is_eval"))
+
+    with artifacts.store.new_version("sft_dataset") as folder:
+        sft.write_jsonl(folder / "train.jsonl", train)
+        sft.write_jsonl(folder / "eval.jsonl", evals)
+        examples.drop("body").write_parquet(folder / "examples.parquet")
+    path = artifacts.store.current("sft_dataset")
+
+    hist = sft.length_histogram(stats.tokens, settings.max_length)
+    return dg.Output(
+        path,
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "profile": profile.name,
+            "train_examples": train.height,
+            "eval_examples": evals.height,
+            "train_tokens": int(train["tokens"].sum()),
+            "eval_tokens": int(evals["tokens"].sum()),
+            "mean_tokens_per_example": round(stats.total / max(len(stats.tokens), 1), 1),
+            "max_length": settings.max_length,
+            "tokens_lost_to_truncation": stats.lost_to_truncation,
+            "examples_truncated": stats.truncated_examples,
+            "length_histogram": bar_chart_md(
+                "Examples by token length", [label for label, _ in hist], [n for _, n in hist], "tokens", "examples"
+            ),
+            "length_table": md_table(["tokens", "examples"], hist),
+            "preview": md_table(
+                ["side", "title", "body (start)"],
+                [
+                    ("eval" if row["is_eval"] else "train", row["title"], row["body"][:PREVIEW_CHARS])
+                    for row in examples.head(5).iter_rows(named=True)
+                ],
+            ),
+            "first_example_json": dg.MetadataValue.json(conversations[0] if conversations else {}),
+        },
+    )
+
+
+@dg.asset_check(asset=sft_dataset, blocking=True, description="No title appears on both sides of the train/eval split.")
+def split_has_no_shared_titles(sft_dataset: Path) -> dg.AssetCheckResult:
+    examples = pl.read_parquet(sft_dataset / "examples.parquet")
+    keyed = examples.with_columns(pl.col("title").map_elements(sft.split_key, return_dtype=pl.String).alias("key"))
+    shared = (
+        keyed.group_by("key").agg(pl.col("is_eval").n_unique().alias("sides"), pl.col("title").first())
+        .filter(pl.col("sides") > 1)
+    )
+    return dg.AssetCheckResult(
+        passed=shared.height == 0,
+        metadata={"shared_titles": shared.height, "titles": md_table(["title"], shared.select("title").rows(), limit=10)},
+    )

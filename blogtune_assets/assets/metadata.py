@@ -1,0 +1,51 @@
+"""Metadata laid out for people reading the Dagster UI."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterable, Sequence
+
+import dagster as dg
+
+TABLE_ROWS = 50
+
+
+def md_table(headers: Sequence[str], rows: Iterable[Sequence], limit: int = TABLE_ROWS) -> dg.MarkdownMetadataValue:
+    rows = list(rows)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows[:limit]:
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    if len(rows) > limit:
+        lines.append(f"\n… and {len(rows) - limit} more rows (full list in the artifact folder)")
+    if not rows:
+        lines.append("| " + " | ".join("—" for _ in headers) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _cell(value) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def bar_chart_md(title: str, labels: Sequence[str], values: Sequence[float], xlabel: str, ylabel: str) -> dg.MarkdownMetadataValue:
+    """A PNG bar chart embedded in markdown, the way the Dagster quickstart shows plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.bar(range(len(values)), values, color="#4f43dd")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.tight_layout()
+    return dg.MetadataValue.md(_png_md(fig, title))
+
+
+def _png_md(fig, alt: str) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"

@@ -1,0 +1,88 @@
+"""raw_posts and cleaned_posts: the blog as it is, then as a reader sees it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from blogtune_assets.assets.metadata import md_table
+from blogtune_assets.core.cleaning import clean_posts
+from blogtune_assets.core.jekyll import scan_site
+from blogtune_assets.core.liquid import Cleaned, leftover_liquid
+from blogtune_assets.resources import ArtifactHome, BlogSource
+
+GROUP = "data"
+
+
+def _counts_by(frame: pl.DataFrame, column: str) -> list[tuple[str, int]]:
+    return frame.group_by(column).len().sort(["len", column], descending=[True, False]).rows()
+
+
+@dg.asset(group_name=GROUP, kinds={"polars", "markdown"}, code_version="1")
+def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
+    """Every _posts/**.md of the blog read with its frontmatter; unreadable files are rejected with a reason."""
+    scan = scan_site(blog.path)
+    with artifacts.store.new_version("raw_posts") as folder:
+        scan.posts.write_parquet(folder / "posts.parquet")
+        scan.rejected.write_parquet(folder / "rejected.parquet")
+    path = artifacts.store.current("raw_posts")
+    posts = scan.posts
+    return dg.Output(
+        path,
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "blog_dir": dg.MetadataValue.path(str(blog.path)),
+            "files_found": scan.files_found,
+            "posts_read": posts.height,
+            "files_rejected": scan.rejected.height,
+            "rejected_files": md_table(["file", "reason"], scan.rejected.rows()),
+            "posts_by_language": md_table(["language", "posts"], _counts_by(posts, "language")),
+            **{f"posts_{lang}": n for lang, n in _counts_by(posts, "language")},
+            "titles_from_slug": int(posts["title_from_slug"].sum()),
+            "total_bytes": int(posts["size_bytes"].sum()),
+            "preview": md_table(
+                ["path", "language", "date", "title"], posts.select("path", "language", "date", "title").head(10).rows()
+            ),
+        },
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"polars"}, code_version="1")
+def cleaned_posts(raw_posts: Path, blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
+    """Liquid, kramdown attribute lists and images removed, raw and code kept, whitespace collapsed, short posts dropped."""
+    raw = pl.read_parquet(raw_posts / "posts.parquet")
+    result = clean_posts(raw, languages=blog.languages or None)
+    with artifacts.store.new_version("cleaned_posts") as folder:
+        result.kept.write_parquet(folder / "posts.parquet")
+        result.dropped.write_parquet(folder / "dropped.parquet")
+    path = artifacts.store.current("cleaned_posts")
+    kept = result.kept
+    return dg.Output(
+        path,
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "posts_read": raw.height,
+            "posts_kept": kept.height,
+            "posts_dropped": result.dropped.height,
+            "drops_by_reason": md_table(["reason", "posts"], _counts_by(result.dropped, "reason")),
+            "dropped_posts": md_table(["file", "reason"], result.dropped.rows()),
+            "chars_before": int(raw["body"].str.len_chars().sum()),
+            "chars_after": int(kept["chars_after"].sum()),
+        },
+    )
+
+
+@dg.asset_check(asset=cleaned_posts, blocking=True, description="No kept body has Liquid syntax outside code and raw content.")
+def no_liquid_left(cleaned_posts: Path) -> dg.AssetCheckResult:
+    kept = pl.read_parquet(cleaned_posts / "posts.parquet")
+    offenders = []
+    for path, body, protected in kept.select("path", "body", "protected").iter_rows():
+        leftovers = leftover_liquid(Cleaned(text=body, protected=protected))
+        if leftovers:
+            offenders.append((path, leftovers[0]))
+    return dg.AssetCheckResult(
+        passed=not offenders,
+        metadata={"posts_with_liquid": len(offenders), "examples": md_table(["file", "context"], offenders, limit=10)},
+    )

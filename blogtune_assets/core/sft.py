@@ -1,0 +1,106 @@
+"""From cleaned posts to title → body conversations, split and measured in tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+EVAL_SIZE = 200  # as in the reference run
+MAX_EVAL_FRACTION = 0.10
+SPLIT_SEED = 42
+
+
+def to_conversation(title: str, body: str) -> dict:
+    return {"conversations": [{"role": "user", "content": title}, {"role": "assistant", "content": body}]}
+
+
+def split_key(title: str) -> str:
+    """Posts are split by title, so a repeated title can never sit on both sides."""
+    return " ".join(title.casefold().split())
+
+
+def split_position(title: str, seed: int = SPLIT_SEED) -> float:
+    """A post's fixed place in [0, 1): it depends on nothing but the post and the seed."""
+    digest = hashlib.sha256(f"{seed}:{split_key(title)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def eval_fraction(n_posts: int, eval_size: int = EVAL_SIZE) -> float:
+    """Share of posts held out: eval_size of them, but never more than 10%.
+
+    A post is held out when its split_position is below this fraction. The
+    fraction only shrinks as a blog grows, so a new post can move an old one
+    from eval to train but never a trained-on post into eval.
+    """
+    return min(MAX_EVAL_FRACTION, eval_size / max(n_posts, 1))
+
+
+def assign_split(titles: list[str], seed: int = SPLIT_SEED, eval_size: int = EVAL_SIZE) -> list[bool]:
+    """True where the post is held out for evaluation; at least one post is."""
+    positions = [split_position(t, seed) for t in titles]
+    cut = eval_fraction(len(titles), eval_size)
+    is_eval = [p < cut for p in positions]
+    if positions and not any(is_eval):
+        lowest = min(positions)
+        is_eval = [p == lowest for p in positions]
+    return is_eval
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    tokens: list[int]
+    max_length: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.tokens)
+
+    @property
+    def lost_to_truncation(self) -> int:
+        return sum(max(0, n - self.max_length) for n in self.tokens)
+
+    @property
+    def truncated_examples(self) -> int:
+        return sum(n > self.max_length for n in self.tokens)
+
+
+def count_tokens(tokenizer, conversations: list[dict], max_length: int) -> TokenStats:
+    """Tokens of each example exactly as training renders it (chat template included)."""
+    texts = [
+        tokenizer.apply_chat_template(c["conversations"], tokenize=False) for c in conversations
+    ]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return TokenStats(tokens=[len(ids) for ids in encoded], max_length=max_length)
+
+
+def build_examples(cleaned: pl.DataFrame, seed: int = SPLIT_SEED, eval_size: int = EVAL_SIZE) -> pl.DataFrame:
+    """One row per kept post: its conversation, its side of the split."""
+    titles = cleaned["title"].to_list()
+    return cleaned.select("path", "language", "title", "body").with_columns(
+        pl.Series("is_eval", assign_split(titles, seed, eval_size), dtype=pl.Boolean)
+    )
+
+
+def write_jsonl(path: Path, rows: pl.DataFrame) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for title, body in rows.select("title", "body").iter_rows():
+            f.write(json.dumps(to_conversation(title, body), ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def length_histogram(tokens: list[int], max_length: int, bins: int = 8) -> list[tuple[str, int]]:
+    """Example counts by token length, in equal-width bins up to max_length plus an overflow bin."""
+    width = max(1, -(-max_length // bins))
+    counts = [0] * (bins + 1)
+    for n in tokens:
+        counts[min(n // width, bins)] += 1
+    labels = [f"{i * width}–{(i + 1) * width - 1}" for i in range(bins)] + [f"≥{bins * width}"]
+    return list(zip(labels, counts))

@@ -1,0 +1,19 @@
+"""Everything Dagster loads: assets, checks, resources, jobs."""
+
+import dagster as dg
+
+from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
+from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_posts
+from blogtune_assets.resources import from_env
+
+all_assets = [raw_posts, cleaned_posts, sft_dataset]
+all_checks = [no_liquid_left, split_has_no_shared_titles]
+
+blogtune_job = dg.define_asset_job("blogtune", selection=dg.AssetSelection.all(), description="The whole graph, posts to model.")
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=all_checks,
+    jobs=[blogtune_job],
+    resources=from_env(),
+)

@@ -1,0 +1,79 @@
+"""Profiles: one settings object per way of running blogtune.
+
+`tiny` (default) runs offline on a CPU with the embedded model; `qwen3-4b` is
+the reference run. Both go through the same code; only these values differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_BLOG = REPO_ROOT / "data" / "sample_blog"
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The reference run's recipe; a profile shrinks only what a CPU cannot afford."""
+
+    lora_r: int = 32
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = LORA_TARGETS
+    per_device_train_batch_size: int = 2
+    gradient_accumulation_steps: int = 8
+    num_train_epochs: float = 2.0
+    max_steps: int = -1
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.03
+    max_length: int = 4096
+    seed: int = 42
+    logging_steps: int = 10
+    save_steps: int = 200
+    eval_size: int = 200
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # None means "the embedded tiny model, built locally"; otherwise a Hugging Face hub id.
+    base_model_id: str | None
+    merge_base_model_id: str | None
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    @property
+    def embedded(self) -> bool:
+        return self.base_model_id is None
+
+
+PROFILES = {
+    "tiny": Profile(
+        name="tiny",
+        base_model_id=None,
+        merge_base_model_id=None,
+        train=TrainSettings(
+            per_device_train_batch_size=2,
+            gradient_accumulation_steps=8,
+            num_train_epochs=2.0,
+            max_length=512,
+            logging_steps=1,
+            save_steps=5,
+        ),
+    ),
+    "qwen3-4b": Profile(
+        name="qwen3-4b",
+        base_model_id="unsloth/Qwen3-4B-unsloth-bnb-4bit",
+        merge_base_model_id="unsloth/Qwen3-4B",
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None

@@ -1,0 +1,82 @@
+"""Where posts come from, where artifacts go, and which profile runs.
+
+Each is a ConfigurableResource whose defaults come from the BLOGTUNE_*
+environment variables, so a user points blogtune at their blog without code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from blogtune_assets.core.artifacts import ArtifactStore
+from blogtune_assets.profiles import REPO_ROOT, SAMPLE_BLOG, Profile, get_profile
+
+DEFAULT_HOME = REPO_ROOT / "data" / "blogtune_home"
+
+
+class BlogSource(dg.ConfigurableResource):
+    """The Jekyll site (the folder holding _posts/) and the languages to keep."""
+
+    blog_dir: str = str(SAMPLE_BLOG)
+    # Empty means every language found (folders under _posts/, else the `lang` key).
+    languages: list[str] = []
+
+    @property
+    def path(self) -> Path:
+        return Path(self.blog_dir).expanduser().resolve()
+
+
+class ArtifactHome(dg.ConfigurableResource):
+    """BLOGTUNE_HOME: every artifact is published here, versioned and atomically."""
+
+    home: str = str(DEFAULT_HOME)
+    keep_versions: int = 3
+
+    @property
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(self.home, self.keep_versions)
+
+
+class ModelProfile(dg.ConfigurableResource):
+    """BLOGTUNE_PROFILE: `tiny` (embedded, offline, CPU) or `qwen3-4b` (the reference run)."""
+
+    profile: str = "tiny"
+
+    @property
+    def settings(self) -> Profile:
+        return get_profile(self.profile)
+
+
+class ArtifactPathIOManager(dg.ConfigurableIOManager):
+    """Assets return the folder they published; downstream assets receive its path.
+
+    Folders (models, datasets) are passed by path and never pickled.
+    """
+
+    home: str = str(DEFAULT_HOME)
+
+    def handle_output(self, context: dg.OutputContext, obj: Path) -> None:
+        published = ArtifactStore(self.home).current(context.asset_key.path[-1])
+        if Path(obj).resolve() != published:
+            raise ValueError(f"{context.asset_key.to_user_string()} returned {obj}, not its published version {published}")
+
+    def load_input(self, context: dg.InputContext) -> Path:
+        return ArtifactStore(self.home).current(context.asset_key.path[-1])
+
+
+def from_env() -> dict:
+    """The resources as configured by BLOGTUNE_BLOG_DIR, BLOGTUNE_HOME and BLOGTUNE_PROFILE."""
+    home = os.environ.get("BLOGTUNE_HOME", str(DEFAULT_HOME))
+    languages = os.environ.get("BLOGTUNE_LANGUAGES", "")
+    return {
+        "blog": BlogSource(
+            blog_dir=os.environ.get("BLOGTUNE_BLOG_DIR", str(SAMPLE_BLOG)),
+            languages=[lang.strip() for lang in languages.split(",") if lang.strip()],
+        ),
+        "artifacts": ArtifactHome(home=home),
+        "model_profile": ModelProfile(profile=os.environ.get("BLOGTUNE_PROFILE", "tiny")),
+        "io_manager": ArtifactPathIOManager(home=home),
+    }

@@ -1,0 +1,25 @@
+"""Print where the latest artifacts are: `python -m blogtune_assets.summary`."""
+
+from __future__ import annotations
+
+from blogtune_assets.core.artifacts import ArtifactNotFound
+from blogtune_assets.definitions import all_assets
+from blogtune_assets.resources import from_env
+
+
+def main() -> None:
+    store = from_env()["artifacts"].store
+    print(f"blogtune artifacts under {store.home}")
+    for asset in all_assets:
+        name = asset.key.path[-1]
+        try:
+            folder = store.current(name)
+        except ArtifactNotFound:
+            print(f"  {name:<14} (not materialized)")
+            continue
+        files = ", ".join(sorted(p.name for p in folder.iterdir()))
+        print(f"  {name:<14} {folder}\n  {'':<14} {files}")
+
+
+if __name__ == "__main__":
+    main()

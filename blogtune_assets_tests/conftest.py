@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from blogtune_assets.profiles import SAMPLE_BLOG
+
+SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "jekyll-ai-blog"
+
+
+def write_post(site: Path, rel: str, content: str | bytes) -> Path:
+    path = site / "_posts" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def post_text(title: str | None, body: str, **meta) -> str:
+    lines = ["---", "layout: post"]
+    if title is not None:
+        lines.append(f'title: "{title}"')
+    lines += [f"{k}: {v}" for k, v in meta.items()]
+    return "\n".join(lines + ["---", "", body, ""])
+
+
+LONG_BODY = (
+    "This paragraph is long enough to survive cleaning. It talks about compilers, coffee and "
+    "the way a quiet morning helps a programmer think about hard problems without hurry."
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    (root / "_posts").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def sample_blog_copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "sample_blog"
+    shutil.copytree(SAMPLE_BLOG, dest)
+    return dest
+
+
+@pytest.fixture
+def shared_corpus_site(tmp_path: Path) -> Path:
+    """The real posts of the blog blogtune was designed for, as a Jekyll site.
+
+    _index_samples/ holds real notes (some wholly wrapped in {% raw %}) named by
+    index id; they are given dated post names so Jekyll rules apply to them.
+    """
+    if not SHARED_CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {SHARED_CORPUS}")
+    dest = tmp_path / "jekyll-ai-blog"
+    shutil.copytree(SHARED_CORPUS / "_posts", dest / "_posts")
+    for sample in sorted((SHARED_CORPUS / "_index_samples").glob("*/*.md")):
+        lang = sample.parent.name
+        shutil.copy(sample, dest / "_posts" / lang / f"2026-06-01-{sample.stem}-{lang}.md")
+    return dest

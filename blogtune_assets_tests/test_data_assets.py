@@ -1,0 +1,74 @@
+"""The three data assets materialized by Dagster on real files, checks included."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
+from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_posts
+from blogtune_assets.definitions import defs
+from blogtune_assets.resources import from_env
+from blogtune_assets_tests.conftest import write_post
+
+DATA_ASSETS = [raw_posts, cleaned_posts, sft_dataset, no_liquid_left, split_has_no_shared_titles]
+
+
+def materialize_data(site, home, monkeypatch) -> dict[str, dict]:
+    monkeypatch.setenv("BLOGTUNE_BLOG_DIR", str(site))
+    monkeypatch.setenv("BLOGTUNE_HOME", str(home))
+    result = dg.materialize(DATA_ASSETS, resources=from_env())
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
+    return {
+        m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
+        for m in result.get_asset_materialization_events()
+        for m in [m.event_specific_data.materialization]
+    }
+
+
+def assert_accounting(meta: dict[str, dict]) -> None:
+    raw, cleaned, dataset = meta["raw_posts"], meta["cleaned_posts"], meta["sft_dataset"]
+    assert raw["files_found"] == raw["posts_read"] + raw["files_rejected"]
+    assert cleaned["posts_read"] == raw["posts_read"]
+    assert raw["posts_read"] == cleaned["posts_kept"] + cleaned["posts_dropped"]
+    assert cleaned["posts_kept"] == dataset["train_examples"] + dataset["eval_examples"]
+
+
+def test_definitions_load():
+    assert {k.to_user_string() for k in defs.resolve_all_asset_keys()} >= {"raw_posts", "cleaned_posts", "sft_dataset"}
+
+
+def test_sample_blog_with_bad_files(sample_blog_copy, tmp_path, monkeypatch):
+    write_post(sample_blog_copy, "en/2024-01-01-not-utf8.md", b"---\ntitle: x\n---\n\xff\xfe body")
+    write_post(sample_blog_copy, "en/2024-01-02-empty.md", b"")
+    meta = materialize_data(sample_blog_copy, tmp_path / "home", monkeypatch)
+    assert_accounting(meta)
+    raw, cleaned, dataset = meta["raw_posts"], meta["cleaned_posts"], meta["sft_dataset"]
+    assert raw["files_rejected"] == 2 and "not-utf8" in raw["rejected_files"]
+    assert raw["posts_en"] > 0 and raw["posts_zh"] > 0
+    assert cleaned["posts_kept"] >= 30
+    assert cleaned["chars_after"] < cleaned["chars_before"]
+    assert dataset["train_tokens"] > dataset["eval_tokens"] > 0
+    assert "data:image/png;base64" in dataset["length_histogram"]
+
+    folder = tmp_path / "home" / "sft_dataset" / "current"
+    train = [json.loads(line) for line in (folder / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(train) == dataset["train_examples"]
+    assert [m["role"] for m in train[0]["conversations"]] == ["user", "assistant"]
+    assert str(folder.resolve()) == dataset["path"]
+
+
+def test_real_posts_of_the_reference_blog(shared_corpus_site, tmp_path, monkeypatch):
+    meta = materialize_data(shared_corpus_site, tmp_path / "home", monkeypatch)
+    assert_accounting(meta)
+    assert meta["raw_posts"]["files_rejected"] == 0
+    kept = pl.read_parquet(tmp_path / "home" / "cleaned_posts" / "current" / "posts.parquet")
+    # A note wholly wrapped in {% raw %} keeps its bare Liquid syntax as the author's text.
+    wrapped = kept.filter(pl.col("path").str.contains("id68660299871")).row(0, named=True)
+    assert wrapped["body"].startswith("构建通过！")
+    assert "`{% %}`" in wrapped["body"] and "{% raw %}" not in wrapped["body"]

@@ -1,0 +1,76 @@
+import json
+
+import polars as pl
+import pytest
+
+from blogtune_assets.core import sft
+from blogtune_assets.core.tiny_tokenizer import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(["Hello world, this is a small corpus. 你好，世界。 fn main() {}"] * 20, vocab_size=400)
+
+
+def titles(n: int, prefix: str = "Post") -> list[str]:
+    return [f"{prefix} number {i}" for i in range(n)]
+
+
+def test_conversation_schema_matches_the_seed():
+    assert sft.to_conversation("T", "B") == {
+        "conversations": [{"role": "user", "content": "T"}, {"role": "assistant", "content": "B"}]
+    }
+
+
+@pytest.mark.parametrize(("n", "expected"), [(1, 1), (9, 1), (50, 5), (1000, 100), (21434, 200)])
+def test_eval_size_is_200_capped_at_ten_percent(n, expected):
+    is_eval = sft.assign_split(titles(n))
+    assert is_eval.count(True) >= 1
+    # hash-based: the count is expected within binomial noise of the target
+    assert abs(is_eval.count(True) - expected) <= max(3, 4 * expected**0.5)
+
+
+def test_split_is_seeded_and_stable_when_posts_arrive():
+    old = titles(3000)
+    before = dict(zip(old, sft.assign_split(old)))
+    assert before == dict(zip(old, sft.assign_split(old)))
+    new = old + titles(500, prefix="New post")
+    after = dict(zip(new, sft.assign_split(new)))
+    # Old training posts never move to eval (eval could be contaminated otherwise).
+    assert not [t for t in old if not before[t] and after[t]]
+    assert sft.assign_split(old, seed=7) != sft.assign_split(old)
+
+
+def test_small_blogs_are_fully_stable():
+    old = titles(400)
+    new = old + titles(30, prefix="Later")
+    assert sft.assign_split(new)[:400] == sft.assign_split(old)
+
+
+def test_repeated_titles_stay_on_one_side():
+    repeated = ["Weekly Notes", "weekly  notes"] * 50 + titles(100)
+    is_eval = sft.assign_split(repeated)
+    assert len({is_eval[i] for i in range(100)}) == 1
+
+
+def test_token_counts_follow_the_chat_template(tokenizer):
+    conv = [sft.to_conversation("Hello", "world " * 50)]
+    stats = sft.count_tokens(tokenizer, conv, max_length=16)
+    rendered = tokenizer.apply_chat_template(conv[0]["conversations"], tokenize=False)
+    assert stats.tokens == [len(tokenizer(rendered, add_special_tokens=False)["input_ids"])]
+    assert stats.lost_to_truncation == stats.tokens[0] - 16
+    assert stats.truncated_examples == 1
+
+
+def test_jsonl_round_trip(tmp_path):
+    rows = pl.DataFrame({"title": ["标题", "T"], "body": ["正文 🎉", "B\nC"]})
+    sft.write_jsonl(tmp_path / "x.jsonl", rows)
+    lines = (tmp_path / "x.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0]) == sft.to_conversation("标题", "正文 🎉")
+    assert sft.read_jsonl(tmp_path / "x.jsonl")[1] == sft.to_conversation("T", "B\nC")
+
+
+def test_length_histogram_counts_every_example():
+    hist = sft.length_histogram([1, 100, 511, 512, 5000], max_length=512, bins=4)
+    assert [n for _, n in hist] == [2, 0, 0, 1, 2]
+    assert hist[-1][0] == "≥512"
