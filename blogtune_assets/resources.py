@@ -41,13 +41,30 @@ class ArtifactHome(dg.ConfigurableResource):
 
 
 class ModelProfile(dg.ConfigurableResource):
-    """BLOGTUNE_PROFILE: `tiny` (embedded, offline, CPU) or `qwen3-4b` (the reference run)."""
+    """BLOGTUNE_PROFILE: `tiny` (embedded, offline, CPU) or `qwen3-4b` (the reference run).
+
+    BLOGTUNE_BASE_MODEL / BLOGTUNE_MERGE_BASE_MODEL replace the profile's hub ids
+    (a local folder works too).
+    """
 
     profile: str = "tiny"
+    base_model: str = ""
+    merge_base_model: str = ""
 
     @property
     def settings(self) -> Profile:
         return get_profile(self.profile)
+
+
+class Accelerator(dg.ConfigurableResource):
+    """BLOGTUNE_DEVICE: where training, merging and export run (`auto` picks CUDA when torch sees it)."""
+
+    device: str = "auto"
+
+    def resolve(self):
+        from blogtune_assets.core.train import pick_device
+
+        return pick_device(self.device)
 
 
 class ArtifactPathIOManager(dg.ConfigurableIOManager):
@@ -77,6 +94,11 @@ def from_env() -> dict:
             languages=[lang.strip() for lang in languages.split(",") if lang.strip()],
         ),
         "artifacts": ArtifactHome(home=home),
-        "model_profile": ModelProfile(profile=os.environ.get("BLOGTUNE_PROFILE", "tiny")),
+        "model_profile": ModelProfile(
+            profile=os.environ.get("BLOGTUNE_PROFILE", "tiny"),
+            base_model=os.environ.get("BLOGTUNE_BASE_MODEL", ""),
+            merge_base_model=os.environ.get("BLOGTUNE_MERGE_BASE_MODEL", ""),
+        ),
+        "accelerator": Accelerator(device=os.environ.get("BLOGTUNE_DEVICE", "auto")),
         "io_manager": ArtifactPathIOManager(home=home),
     }

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from blogtune_assets.profiles import SAMPLE_BLOG
+from blogtune_assets.core.artifacts import ArtifactStore
+from blogtune_assets.core.base_model import resolve_base
+from blogtune_assets.profiles import SAMPLE_BLOG, get_profile
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "jekyll-ai-blog"
 
@@ -62,4 +64,22 @@ def shared_corpus_site(tmp_path: Path) -> Path:
     for sample in sorted((SHARED_CORPUS / "_index_samples").glob("*/*.md")):
         lang = sample.parent.name
         shutil.copy(sample, dest / "_posts" / lang / f"2026-06-01-{sample.stem}-{lang}.md")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_base_home(tmp_path_factory) -> Path:
+    """A BLOGTUNE_HOME holding the embedded tiny base, built once per session (about a minute)."""
+    home = tmp_path_factory.mktemp("tiny_base_home")
+    store = ArtifactStore(home)
+    with store.new_version("base_model") as folder:
+        resolve_base(get_profile("tiny"), folder, log=lambda line: None)
+    return home
+
+
+@pytest.fixture
+def home(tmp_path: Path, tiny_base_home: Path) -> Path:
+    """A fresh BLOGTUNE_HOME that already has the tiny base (reused, not rebuilt, by base_model)."""
+    dest = tmp_path / "home"
+    shutil.copytree(tiny_base_home / "base_model", dest / "base_model", symlinks=True)
     return dest

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
+from blogtune_assets.assets.model import base_model
 from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_posts
 from blogtune_assets.definitions import defs
 from blogtune_assets.resources import from_env
@@ -20,7 +21,12 @@ DATA_ASSETS = [raw_posts, cleaned_posts, sft_dataset, no_liquid_left, split_has_
 def materialize_data(site, home, monkeypatch) -> dict[str, dict]:
     monkeypatch.setenv("BLOGTUNE_BLOG_DIR", str(site))
     monkeypatch.setenv("BLOGTUNE_HOME", str(home))
-    result = dg.materialize(DATA_ASSETS, resources=from_env())
+    # base_model is in the home already (fixture `home`): it is loaded as an input, not run.
+    result = dg.materialize(
+        [*DATA_ASSETS, base_model],
+        selection=dg.AssetSelection.assets(raw_posts, cleaned_posts, sft_dataset),
+        resources=from_env(),
+    )
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
@@ -43,10 +49,10 @@ def test_definitions_load():
     assert {k.to_user_string() for k in defs.resolve_all_asset_keys()} >= {"raw_posts", "cleaned_posts", "sft_dataset"}
 
 
-def test_sample_blog_with_bad_files(sample_blog_copy, tmp_path, monkeypatch):
+def test_sample_blog_with_bad_files(sample_blog_copy, home, monkeypatch):
     write_post(sample_blog_copy, "en/2024-01-01-not-utf8.md", b"---\ntitle: x\n---\n\xff\xfe body")
     write_post(sample_blog_copy, "en/2024-01-02-empty.md", b"")
-    meta = materialize_data(sample_blog_copy, tmp_path / "home", monkeypatch)
+    meta = materialize_data(sample_blog_copy, home, monkeypatch)
     assert_accounting(meta)
     raw, cleaned, dataset = meta["raw_posts"], meta["cleaned_posts"], meta["sft_dataset"]
     assert raw["files_rejected"] == 2 and "not-utf8" in raw["rejected_files"]
@@ -56,18 +62,18 @@ def test_sample_blog_with_bad_files(sample_blog_copy, tmp_path, monkeypatch):
     assert dataset["train_tokens"] > dataset["eval_tokens"] > 0
     assert "data:image/png;base64" in dataset["length_histogram"]
 
-    folder = tmp_path / "home" / "sft_dataset" / "current"
+    folder = home / "sft_dataset" / "current"
     train = [json.loads(line) for line in (folder / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(train) == dataset["train_examples"]
     assert [m["role"] for m in train[0]["conversations"]] == ["user", "assistant"]
     assert str(folder.resolve()) == dataset["path"]
 
 
-def test_real_posts_of_the_reference_blog(shared_corpus_site, tmp_path, monkeypatch):
-    meta = materialize_data(shared_corpus_site, tmp_path / "home", monkeypatch)
+def test_real_posts_of_the_reference_blog(shared_corpus_site, home, monkeypatch):
+    meta = materialize_data(shared_corpus_site, home, monkeypatch)
     assert_accounting(meta)
     assert meta["raw_posts"]["files_rejected"] == 0
-    kept = pl.read_parquet(tmp_path / "home" / "cleaned_posts" / "current" / "posts.parquet")
+    kept = pl.read_parquet(home / "cleaned_posts" / "current" / "posts.parquet")
     # A note wholly wrapped in {% raw %} keeps its bare Liquid syntax as the author's text.
     wrapped = kept.filter(pl.col("path").str.contains("id68660299871")).row(0, named=True)
     assert wrapped["body"].startswith("构建通过！")

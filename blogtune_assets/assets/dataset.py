@@ -16,13 +16,13 @@ PREVIEW_CHARS = 300
 
 
 @dg.asset(group_name="data", kinds={"json"}, code_version="1")
-def sft_dataset(cleaned_posts: Path, model_profile: ModelProfile, artifacts: ArtifactHome) -> dg.Output[Path]:
+def sft_dataset(cleaned_posts: Path, base_model: Path, model_profile: ModelProfile, artifacts: ArtifactHome) -> dg.Output[Path]:
     """Each kept post as a user (title) → assistant (body) conversation, split train/eval by a seeded hash of the title."""
     profile = model_profile.settings
     settings = profile.train
     cleaned = pl.read_parquet(cleaned_posts / "posts.parquet")
     examples = sft.build_examples(cleaned, seed=settings.seed, eval_size=settings.eval_size)
-    tokenizer = load_tokenizer(profile, artifacts.store.home / "cache")
+    tokenizer = load_tokenizer(base_model)  # counts are in the tokens the model will train on
     conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
     stats = sft.count_tokens(tokenizer, conversations, settings.max_length)
     examples = examples.with_columns(pl.Series("tokens", stats.tokens, dtype=pl.Int64))

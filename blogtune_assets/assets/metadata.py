@@ -49,3 +49,21 @@ def _png_md(fig, alt: str) -> str:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+def loss_curve_md(log_history: list[dict]) -> dg.MarkdownMetadataValue:
+    """Train and eval loss against the optimizer step, from the trainer's log history."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for key, label in (("loss", "train"), ("eval_loss", "eval")):
+        points = [(h["step"], h[key]) for h in log_history if key in h and "step" in h]
+        if points:
+            ax.plot(*zip(*points), marker="o" if label == "eval" else None, label=label)
+    ax.set(title="Loss", xlabel="step", ylabel="loss")
+    ax.legend()
+    fig.tight_layout()
+    return dg.MetadataValue.md(_png_md(fig, "loss curve"))

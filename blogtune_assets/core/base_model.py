@@ -1,28 +1,127 @@
-"""Resolve a profile's base model (and tokenizer) to something local."""
+"""Resolve a profile's base model to local folders, and say exactly what it is.
+
+The manifest this writes (`manifest.json`) is what every later stage reads:
+the training base (4-bit on CUDA for qwen3-4b), the full-precision merge base,
+and facts for lineage (ids, revisions or content hashes, architecture, size).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
-from blogtune_assets.core.cleaning import site_texts
-from blogtune_assets.core.tiny_tokenizer import build_tokenizer
+from blogtune_assets.core.tiny_model import build_key, build_tiny_model
 from blogtune_assets.profiles import SAMPLE_BLOG, Profile
 
-TOKENIZER_VERSION = "1"
+MANIFEST = "manifest.json"
+# What a base needs, and nothing that runs code: weights only as safetensors.
+HUB_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
 
 
-def load_tokenizer(profile: Profile, cache_dir: Path):
+class BaseModelUnavailable(RuntimeError):
+    pass
+
+
+def hub_snapshot(repo_id: str) -> tuple[Path, str]:
+    """A hub model's local folder through the Hugging Face cache (HF_HOME, HF_TOKEN), and its revision."""
+    local = Path(repo_id).expanduser()
+    if local.is_dir():
+        return local.resolve(), f"local:{folder_hash(local)}"
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        folder = Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError) as err:
+        raise BaseModelUnavailable(
+            f"cannot fetch base model '{repo_id}': it is not in the Hugging Face cache and the hub cannot be "
+            f"reached ({type(err).__name__}). Download it where there is network "
+            f"(`hf download {repo_id}`) with the same HF_HOME, or set BLOGTUNE_BASE_MODEL / "
+            f"BLOGTUNE_MERGE_BASE_MODEL to a local folder. The offline default is BLOGTUNE_PROFILE=tiny."
+        ) from err
+    if not list(folder.glob("*.safetensors")):
+        raise BaseModelUnavailable(f"'{repo_id}' has no safetensors weights; blogtune loads nothing else")
+    return folder, folder.name  # snapshot folders are named by commit hash
+
+
+def folder_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.name.encode())
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def describe(folder: Path) -> dict:
+    """Facts about a checkpoint read from its config and tokenizer, without loading weights."""
+    config = AutoConfig.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    return {
+        "architecture": (config.architectures or [config.model_type])[0],
+        "model_type": config.model_type,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "vocab_size": config.vocab_size,
+        "dtype": str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", "")),
+        "quantization": _quant_method(getattr(config, "quantization_config", None)),
+        "weights_bytes": weights,
+        "tokenizer_class": type(tokenizer).__name__,
+        "tokenizer_size": len(tokenizer),
+        "eos_token": tokenizer.eos_token,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token": tokenizer.pad_token,
+        "pad_token_id": tokenizer.pad_token_id,
+        "chat_template": tokenizer.chat_template or "",
+    }
+
+
+def _quant_method(quantization_config) -> str:
+    if not quantization_config:
+        return "none"
+    if isinstance(quantization_config, dict):
+        return str(quantization_config.get("quant_method", "unknown"))
+    return str(getattr(quantization_config, "quant_method", "unknown"))
+
+
+def resolve_base(profile: Profile, out_dir: Path, train_id: str | None = None, merge_id: str | None = None, log=print) -> dict:
+    """Write manifest.json (and, for the tiny profile, the model itself) into out_dir."""
     if profile.embedded:
-        texts = site_texts(SAMPLE_BLOG)
-        # Keyed by code version and training text, so an edited sample blog retrains it.
-        key = hashlib.sha256("\0".join([TOKENIZER_VERSION, *texts]).encode()).hexdigest()[:12]
-        folder = cache_dir / f"tiny-tokenizer-{key}"
-        if not (folder / "tokenizer.json").exists():
-            tmp = folder.with_name(folder.name + ".tmp")
-            build_tokenizer(texts, tmp)
-            tmp.replace(folder)
-        return AutoTokenizer.from_pretrained(folder)
-    return AutoTokenizer.from_pretrained(profile.base_model_id)
+        model_dir = out_dir / "model"
+        stats = build_tiny_model(SAMPLE_BLOG, model_dir, log=log)
+        key = build_key(SAMPLE_BLOG)
+        # Relative: the folder is renamed when it is published.
+        entry = {"id": "blogtune/tiny-qwen3", "path": "model", "revision": f"build:{key}"}
+        manifest = {"profile": profile.name, "build_key": key, "train_base": entry, "merge_base": entry, "pretraining": stats}
+    else:
+        train_id = train_id or profile.base_model_id
+        merge_id = merge_id or profile.merge_base_model_id
+        train_dir, train_rev = hub_snapshot(train_id)
+        merge_dir, merge_rev = hub_snapshot(merge_id)
+        manifest = {
+            "profile": profile.name,
+            "train_base": {"id": train_id, "path": str(train_dir), "revision": train_rev},
+            "merge_base": {"id": merge_id, "path": str(merge_dir), "revision": merge_rev},
+        }
+    for role in ("train_base", "merge_base"):
+        manifest[role] = {**manifest[role], "facts": describe(out_dir / manifest[role]["path"])}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest with every base path made absolute."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for role in ("train_base", "merge_base"):
+        manifest[role]["path"] = str(folder / manifest[role]["path"])  # an absolute path stays as it is
+    return manifest
+
+
+def load_tokenizer(base_folder: Path):
+    """The tokenizer every stage uses: the training base's."""
+    return AutoTokenizer.from_pretrained(read_manifest(base_folder)["train_base"]["path"])

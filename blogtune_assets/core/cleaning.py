@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
-from blogtune_assets.core.jekyll import scan_site
 from blogtune_assets.core.liquid import MIN_CHARS, clean_body
 
 DROPPED_SCHEMA = {"path": pl.String, "reason": pl.String}
@@ -65,9 +63,3 @@ def clean_posts(
         "protected": pl.List(pl.String),
     }
     return CleanResult(kept=pl.DataFrame(kept, schema=schema), dropped=pl.DataFrame(dropped, schema=DROPPED_SCHEMA))
-
-
-def site_texts(site_dir: Path) -> list[str]:
-    """Titles and cleaned bodies of a site, for training the embedded tokenizer."""
-    kept = clean_posts(scan_site(site_dir).posts).kept
-    return [f"{t}\n\n{b}" for t, b in kept.select("title", "body").iter_rows()]

@@ -6,8 +6,6 @@ tiny path exercises the chat-template, masking and GGUF code of the real one.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen3_chat_template
@@ -53,9 +51,3 @@ def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE) -> PreTraine
         model_max_length=32768,
         clean_up_tokenization_spaces=False,
     )
-
-
-def build_tokenizer(texts: list[str], out_dir: Path) -> PreTrainedTokenizerFast:
-    tokenizer = train_tokenizer(texts)
-    tokenizer.save_pretrained(out_dir)
-    return tokenizer

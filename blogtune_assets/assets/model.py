@@ -1,0 +1,196 @@
+"""base_model, lora_adapter, merged_model: the model half of the graph."""
+
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from blogtune_assets.assets.metadata import loss_curve_md, md_table
+from blogtune_assets.core.base_model import read_manifest, resolve_base
+from blogtune_assets.core.merge import merge_adapter
+from blogtune_assets.core.model_card import write_model_card
+from blogtune_assets.core.sft import read_jsonl
+from blogtune_assets.core.tiny_model import build_key
+from blogtune_assets.core.train import train_lora
+from blogtune_assets.profiles import SAMPLE_BLOG, TrainSettings
+from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
+
+GROUP = "model"
+# Max |adapter logits - merged logits| a merge may show, by merge dtype.
+LOGIT_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5, "float16": 0.25}
+SIDE_BY_SIDE_TITLES = 3
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="1")
+def base_model(context: dg.AssetExecutionContext, model_profile: ModelProfile, artifacts: ArtifactHome) -> dg.Output[Path]:
+    """The profile's base model as local folders (training base and full-precision merge base), with what it is."""
+    profile = model_profile.settings
+    store = artifacts.store
+    reused = profile.embedded and _current_build_key(store, "base_model") == build_key(SAMPLE_BLOG)
+    if not reused:
+        with store.new_version("base_model") as folder:
+            resolve_base(
+                profile, folder, model_profile.base_model or None, model_profile.merge_base_model or None, log=context.log.info
+            )
+    path = store.current("base_model")
+    manifest = read_manifest(path)
+    train, merge = manifest["train_base"], manifest["merge_base"]
+    facts = train["facts"]
+    return dg.Output(
+        path,
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "profile": profile.name,
+            "reused_existing_build": reused,
+            "model_id": train["id"],
+            "revision": train["revision"],
+            "merge_model_id": merge["id"],
+            "merge_revision": merge["revision"],
+            "architecture": facts["architecture"],
+            "parameters_bytes": facts["weights_bytes"],
+            "hidden_size": facts["hidden_size"],
+            "num_hidden_layers": facts["num_hidden_layers"],
+            "dtype": facts["dtype"],
+            "quantization": facts["quantization"],
+            "tokenizer": f"{facts['tokenizer_class']} ({facts['tokenizer_size']} tokens, eos {facts['eos_token']} = "
+            f"{facts['eos_token_id']}, pad {facts['pad_token']} = {facts['pad_token_id']})",
+            "chat_template": dg.MetadataValue.md(f"```jinja\n{facts['chat_template']}\n```"),
+            **{k: v for k, v in manifest.get("pretraining", {}).items()},
+        },
+    )
+
+
+def _current_build_key(store, asset: str) -> str | None:
+    try:
+        return read_manifest(store.current(asset)).get("build_key")
+    except FileNotFoundError:
+        return None
+
+
+class TrainConfig(dg.Config):
+    """Run-config overrides of the profile's recipe; unset fields keep the profile's value."""
+
+    lora_r: int | None = None
+    lora_alpha: int | None = None
+    lora_dropout: float | None = None
+    per_device_train_batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
+    num_train_epochs: float | None = None
+    max_steps: int | None = None
+    learning_rate: float | None = None
+    lr_scheduler_type: str | None = None
+    warmup_ratio: float | None = None
+    max_length: int | None = None
+    seed: int | None = None
+    logging_steps: int | None = None
+    save_steps: int | None = None
+
+    def apply(self, settings: TrainSettings) -> TrainSettings:
+        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
+        return dataclasses.replace(settings, **overrides)
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="1")
+def lora_adapter(
+    context: dg.AssetExecutionContext,
+    config: TrainConfig,
+    sft_dataset: Path,
+    base_model: Path,
+    model_profile: ModelProfile,
+    accelerator: Accelerator,
+    artifacts: ArtifactHome,
+) -> dg.Output[Path]:
+    """A LoRA adapter (r=32 on q,k,v,o,gate,up,down) trained with trl's SFTTrainer on the blog's conversations."""
+    profile = model_profile.settings
+    settings = config.apply(profile.train)
+    device = accelerator.resolve()
+    manifest = read_manifest(base_model)
+    store = artifacts.store
+    # Same data, base and recipe → same folder, so a rerun after a crash resumes there.
+    checkpoints = store.asset_dir("lora_adapter") / ".checkpoints" / _run_key(sft_dataset, base_model, settings)
+
+    with store.new_version("lora_adapter") as folder:
+        result = train_lora(
+            Path(manifest["train_base"]["path"]), sft_dataset, checkpoints, folder, settings, device,
+            emit=lambda line, logs: context.log.info(line),
+        )
+        shutil.copytree(checkpoints / "runs", folder / "tensorboard", dirs_exist_ok=True)
+        (folder / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+        (folder / "log_history.json").write_text(json.dumps(result.log_history, indent=2))
+        write_model_card(folder, manifest, sft_dataset, settings, result.metrics)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    path = store.current("lora_adapter")
+    metrics = result.metrics
+    return dg.Output(
+        path,
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            **metrics,
+            "eval_loss_vs_base": round(metrics["eval_loss"] - metrics["base_eval_loss"], 4),
+            "settings": dg.MetadataValue.json(dataclasses.asdict(settings)),
+            "loss_curve": loss_curve_md(result.log_history),
+        },
+    )
+
+
+def _run_key(sft_dataset: Path, base_model: Path, settings: TrainSettings) -> str:
+    blob = json.dumps([sft_dataset.name, base_model.name, dataclasses.asdict(settings)], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface", "safetensors"}, code_version="1")
+def merged_model(
+    context: dg.AssetExecutionContext,
+    lora_adapter: Path,
+    base_model: Path,
+    sft_dataset: Path,
+    model_profile: ModelProfile,
+    artifacts: ArtifactHome,
+) -> dg.Output[Path]:
+    """The adapter merged into the full-precision base (merge_and_unload), saved as safetensors with its tokenizer."""
+    profile = model_profile.settings
+    manifest = read_manifest(base_model)
+    evals = read_jsonl(sft_dataset / "eval.jsonl")[:SIDE_BY_SIDE_TITLES]
+    titles = [e["conversations"][0]["content"] for e in evals]
+    with artifacts.store.new_version("merged_model") as folder:
+        result = merge_adapter(
+            Path(manifest["merge_base"]["path"]),
+            lora_adapter,
+            folder,
+            eval_conversations=[e["conversations"] for e in evals],
+            eval_titles=titles,
+            dtype=profile.merge_dtype,
+        )
+        (folder / "merge_report.json").write_text(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
+    path = artifacts.store.current("merged_model")
+    context.log.info(f"merged into {manifest['merge_base']['id']}; max |logit diff| {result.max_abs_logit_diff:.2e}")
+    return dg.Output(
+        path,
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "merge_base": manifest["merge_base"]["id"],
+            "dtype": profile.merge_dtype,
+            "size_bytes": sum(p.stat().st_size for p in path.glob("*.safetensors")),
+            "max_abs_logit_diff": result.max_abs_logit_diff,
+            "logit_tolerance": LOGIT_TOLERANCE[profile.merge_dtype],
+            "base_vs_finetuned": md_table(
+                ["title", "base model", "fine-tuned"],
+                zip(titles, result.base_completions, result.tuned_completions),
+            ),
+        },
+    )
+
+
+@dg.asset_check(asset=merged_model, blocking=True, description="Merged logits equal adapter-on-base logits within the dtype's tolerance.")
+def merged_logits_match_adapter(merged_model: Path) -> dg.AssetCheckResult:
+    report = json.loads((merged_model / "merge_report.json").read_text())
+    dtype = json.loads((merged_model / "config.json").read_text()).get("dtype", "float32")
+    tolerance = LOGIT_TOLERANCE.get(dtype, LOGIT_TOLERANCE["float16"])
+    return dg.AssetCheckResult(
+        passed=report["max_abs_logit_diff"] <= tolerance,
+        metadata={"max_abs_logit_diff": report["max_abs_logit_diff"], "tolerance": tolerance, "dtype": dtype},
+    )

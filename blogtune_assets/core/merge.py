@@ -1,0 +1,97 @@
+"""Fold the LoRA adapter into the full-precision base: W + alpha/r · B·A for each targeted layer.
+
+Merging into a 4-bit base degrades the model, so the merge base is always the
+full-precision checkpoint (as in the reference run). Only one copy of the
+weights is held: adapter logits and base completions are taken from the
+PEFT-wrapped model first, then merge_and_unload() folds the adapter in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class MergeResult:
+    max_abs_logit_diff: float
+    base_completions: list[str]
+    tuned_completions: list[str]
+
+
+def chat_prompt(tokenizer, title: str) -> str:
+    """The inference prompt: the training render up to the body (empty thinking block included)."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": title}], tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
+
+
+def stop_token_ids(tokenizer, model) -> list[int]:
+    """Stop on every end token the checkpoint knows: Qwen3 configs disagree on eos (151643 vs 151645)."""
+    ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")}
+    configured = model.generation_config.eos_token_id
+    ids.update(configured if isinstance(configured, list) else [configured])
+    return sorted(i for i in ids if i is not None and i >= 0)
+
+
+@torch.no_grad()
+def greedy(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    out = []
+    for prompt in prompts:
+        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+        ids = model.generate(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=stop_token_ids(tokenizer, model),
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        out.append(tokenizer.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+    return out
+
+
+LOGIT_TOKENS = 256
+
+
+@torch.no_grad()
+def logits_for(model, tokenizer, conversations: list[list[dict]]) -> list[torch.Tensor]:
+    """Logits over each whole conversation as training renders it (first LOGIT_TOKENS tokens)."""
+    out = []
+    for messages in conversations:
+        ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_tensors="pt")["input_ids"]
+        out.append(model(input_ids=ids[:, :LOGIT_TOKENS].to(model.device)).logits.float().cpu())
+    return out
+
+
+def merge_adapter(
+    merge_base_dir: Path,
+    adapter_dir: Path,
+    out_dir: Path,
+    eval_conversations: list[list[dict]],
+    eval_titles: list[str],
+    dtype: str = "float32",
+    max_new_tokens: int = 64,
+) -> MergeResult:
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    base = AutoModelForCausalLM.from_pretrained(merge_base_dir, dtype=DTYPES[dtype])
+    model = PeftModel.from_pretrained(base, adapter_dir)
+    model.eval()
+    prompts = [chat_prompt(tokenizer, t) for t in eval_titles]
+
+    adapter_logits = logits_for(model, tokenizer, eval_conversations)
+    with model.disable_adapter():
+        base_completions = greedy(model, tokenizer, prompts, max_new_tokens)
+    merged = model.merge_and_unload()
+    merged_logits = logits_for(merged, tokenizer, eval_conversations)
+    tuned_completions = greedy(merged, tokenizer, prompts, max_new_tokens)
+
+    merged.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    diff = max((a - m).abs().max().item() for a, m in zip(adapter_logits, merged_logits)) if eval_conversations else 0.0
+    return MergeResult(max_abs_logit_diff=diff, base_completions=base_completions, tuned_completions=tuned_completions)

@@ -1,0 +1,160 @@
+"""The embedded tiny base: a small Qwen3 built and pretrained offline, in about a minute.
+
+It stands in for Qwen3-4B where no weights can be downloaded, so it has the same
+architecture class, tokenizer scheme and chat template. Like Qwen3-4B it is a
+chat model: its short full-parameter pretraining sees the sample blog's *train*
+posts as plain documents and as ChatML conversations, and never an eval post,
+so base-versus-tuned comparisons on the eval split stay honest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from blogtune_assets.core import sft
+from blogtune_assets.core.cleaning import clean_posts
+from blogtune_assets.core.jekyll import scan_site
+from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT, IM_END, train_tokenizer
+
+# Bump when anything below changes what gets built: the model is rebuilt only then.
+TINY_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class TinyShape:
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    head_dim: int = 64
+    intermediate_size: int = 512
+    max_position_embeddings: int = 4096
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    seed: int = 42
+    block_size: int = 256
+    batch_size: int = 8
+    steps: int = 150
+    learning_rate: float = 3e-3
+    warmup_steps: int = 10
+
+
+def qwen3_config(shape: TinyShape, tokenizer) -> Qwen3Config:
+    return Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=shape.hidden_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
+        head_dim=shape.head_dim,
+        intermediate_size=shape.intermediate_size,
+        max_position_embeddings=shape.max_position_embeddings,
+        tie_word_embeddings=True,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        bos_token_id=None,
+        eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),
+        pad_token_id=tokenizer.convert_tokens_to_ids(ENDOFTEXT),
+        torch_dtype="float32",
+    )
+
+
+def pretraining_texts(site_dir: Path, seed: int) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """(all cleaned texts for the tokenizer, train-side texts, train-side (title, body) pairs)."""
+    kept = clean_posts(scan_site(site_dir).posts).kept
+    titles, bodies = kept["title"].to_list(), kept["body"].to_list()
+    is_eval = sft.assign_split(titles, seed=seed)
+    everything = [f"{t}\n\n{b}" for t, b in zip(titles, bodies)]
+    train = [(t, b) for t, b, e in zip(titles, bodies, is_eval) if not e]
+    return everything, [f"{t}\n\n{b}" for t, b in train], train
+
+
+def build_key(site_dir: Path, shape: TinyShape = TinyShape(), settings: PretrainSettings = PretrainSettings()) -> str:
+    """Changes only when the code version, the shape, the recipe or the bundled text changes."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([TINY_VERSION, asdict(shape), asdict(settings)]).encode())
+    for path in sorted((site_dir / "_posts").rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(site_dir).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _blocks(tokenizer, documents: list[str], block_size: int) -> torch.Tensor:
+    ids: list[int] = []
+    for doc in documents:
+        ids.extend(tokenizer(doc, add_special_tokens=False)["input_ids"])
+    n = len(ids) // block_size
+    return torch.tensor(ids[: n * block_size], dtype=torch.long).view(n, block_size)
+
+
+def pretrain(model: Qwen3ForCausalLM, blocks: torch.Tensor, settings: PretrainSettings, log=print) -> list[float]:
+    """A nanoGPT-style loop: AdamW, warmup then cosine decay, full parameters."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.1, betas=(0.9, 0.95))
+    losses = []
+    model.train()
+    started = time.monotonic()
+    for step in range(settings.steps):
+        lr = _lr(step, settings)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = blocks[torch.randint(len(blocks), (settings.batch_size,), generator=generator)]
+        loss = model(input_ids=batch, labels=batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        if step % 25 == 0 or step == settings.steps - 1:
+            log(f"tiny pretrain step {step + 1}/{settings.steps} loss {loss.item():.3f} lr {lr:.2e} ({time.monotonic() - started:.0f}s)")
+    model.eval()
+    return losses
+
+
+def _lr(step: int, s: PretrainSettings) -> float:
+    if step < s.warmup_steps:
+        return s.learning_rate * (step + 1) / s.warmup_steps
+    progress = (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
+    return s.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def build_tiny_model(
+    site_dir: Path, out_dir: Path, shape: TinyShape = TinyShape(), settings: PretrainSettings = PretrainSettings(), log=print
+) -> dict:
+    """Train the tokenizer, initialise and pretrain the model, save both like a hub checkpoint."""
+    random.seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    all_texts, train_texts, train_pairs = pretraining_texts(site_dir, settings.seed)
+    tokenizer = train_tokenizer(all_texts)
+    chats = [
+        tokenizer.apply_chat_template(sft.to_conversation(t, b)["conversations"], tokenize=False)
+        for t, b in train_pairs
+    ]
+    documents = [text + ENDOFTEXT for text in train_texts] + chats
+    random.Random(settings.seed).shuffle(documents)
+    blocks = _blocks(tokenizer, documents, settings.block_size)
+
+    model = Qwen3ForCausalLM(qwen3_config(shape, tokenizer))
+    losses = pretrain(model, blocks, settings, log=log)
+    model.generation_config.eos_token_id = [tokenizer.convert_tokens_to_ids(IM_END), tokenizer.convert_tokens_to_ids(ENDOFTEXT)]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return {
+        "pretrain_posts": len(train_texts),
+        "pretrain_tokens": int(blocks.numel()),
+        "pretrain_steps": settings.steps,
+        "pretrain_first_loss": round(losses[0], 4),
+        "pretrain_final_loss": round(sum(losses[-10:]) / len(losses[-10:]), 4),
+    }

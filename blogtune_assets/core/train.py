@@ -1,0 +1,211 @@
+"""The SFT recipe: LoRA on all seven projections with trl's SFTTrainer.
+
+What the model sees: each example is rendered by Qwen3's chat template as
+``<|im_start|>user\\n{title}<|im_end|>\\n<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n{body}<|im_end|>\\n``.
+trl swaps in its Qwen3 *training* template, which wraps the assistant part in
+``{% generation %}`` so only the assistant's tokens (the empty thinking block,
+the body, ``<|im_end|>``) carry labels; the user's tokens are -100. Inference
+renders the prompt with ``enable_thinking=False``, which ends in exactly that
+empty thinking block, so training and inference prompts are identical.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from datasets import DatasetDict, load_dataset
+from peft import LoraConfig, prepare_model_for_kbit_training
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PrinterCallback, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig, SFTTrainer
+
+from blogtune_assets.profiles import TrainSettings
+
+CPU_NO_QLORA = "none: fp32 LoRA on CPU (bitsandbytes' 4-bit backward gives wrong gradients on CPU)"
+QLORA = "nf4 4-bit base (bitsandbytes QLoRA), bf16 compute"
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str  # "cuda" or "cpu"
+
+    @property
+    def qlora(self) -> bool:
+        return self.kind == "cuda"
+
+    @property
+    def bf16(self) -> bool:
+        return self.kind == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def pick_device(requested: str = "auto") -> Device:
+    if requested == "auto":
+        return Device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device")
+    return Device(requested)
+
+
+def load_sft_split(dataset_dir: Path) -> DatasetDict:
+    """train.jsonl / eval.jsonl with the seed's `conversations` renamed to the `messages` trl expects."""
+    files = {"train": str(dataset_dir / "train.jsonl"), "eval": str(dataset_dir / "eval.jsonl")}
+    return load_dataset("json", data_files=files).rename_column("conversations", "messages")
+
+
+def load_train_model(base_dir: Path, device: Device):
+    if device.qlora:
+        # unsloth's *-bnb-4bit checkpoints ship quantized; a full-precision base is quantized on load.
+        already_quantized = "quantization_config" in json.loads((base_dir / "config.json").read_text())
+        model = AutoModelForCausalLM.from_pretrained(
+            base_dir,
+            dtype=torch.bfloat16,
+            device_map={"": torch.cuda.current_device()},
+            quantization_config=None
+            if already_quantized
+            else BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            ),
+        )
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    return AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+
+
+def lora_config(settings: TrainSettings) -> LoraConfig:
+    return LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=list(settings.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def sft_config(settings: TrainSettings, checkpoint_dir: Path, device: Device) -> SFTConfig:
+    return SFTConfig(
+        output_dir=str(checkpoint_dir),
+        per_device_train_batch_size=settings.per_device_train_batch_size,
+        per_device_eval_batch_size=settings.per_device_train_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        num_train_epochs=settings.num_train_epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of all steps
+        max_length=settings.max_length,
+        packing=False,
+        assistant_only_loss=True,
+        bf16=device.bf16,
+        use_cpu=device.kind == "cpu",
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps",
+        eval_steps=settings.save_steps,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=2,
+        report_to=["tensorboard"],
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+class ProgressCallback(TrainerCallback):
+    """Turns trainer logs into one line per log step: loss, lr, tokens/s, ETA."""
+
+    def __init__(self, emit: Callable[[str, dict], None]):
+        self.emit = emit
+        self.started = time.monotonic()
+        self.start_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+        self.start_step = state.global_step
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = dict(logs or {})
+        elapsed = time.monotonic() - self.started
+        done = state.global_step - self.start_step
+        remaining = state.max_steps - state.global_step
+        logs["step"] = state.global_step
+        logs["max_steps"] = state.max_steps
+        if "num_tokens" in logs and elapsed > 0:
+            logs["tokens_per_s"] = logs["num_tokens"] / elapsed
+        logs["eta_s"] = elapsed / done * remaining if done else float("nan")
+        parts = [f"step {state.global_step}/{state.max_steps}"]
+        for key, fmt in (("loss", ".4f"), ("eval_loss", ".4f"), ("learning_rate", ".2e"), ("tokens_per_s", ".0f"), ("eta_s", ".0f")):
+            if key in logs and not (isinstance(logs[key], float) and math.isnan(logs[key])):
+                parts.append(f"{key} {logs[key]:{fmt}}")
+        self.emit(" · ".join(parts), logs)
+
+
+@dataclass
+class TrainResult:
+    metrics: dict
+    log_history: list[dict]
+
+
+def train_lora(
+    base_dir: Path,
+    dataset_dir: Path,
+    checkpoint_dir: Path,
+    out_dir: Path,
+    settings: TrainSettings,
+    device: Device,
+    emit: Callable[[str, dict], None] = lambda line, logs: print(line),
+) -> TrainResult:
+    """Train, resuming from the newest checkpoint in checkpoint_dir if a previous run stopped."""
+    torch.manual_seed(settings.seed)
+    data = load_sft_split(dataset_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = load_train_model(base_dir, device)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(settings, checkpoint_dir, device),
+        train_dataset=data["train"],
+        eval_dataset=data["eval"],
+        processing_class=tokenizer,
+        peft_config=lora_config(settings),
+        callbacks=[ProgressCallback(emit)],
+    )
+    trainer.remove_callback(PrinterCallback)  # ProgressCallback reports instead
+    # LoRA's B starts at zero, so before training the model *is* the base.
+    base_eval = trainer.evaluate(metric_key_prefix="base")
+    resume_from = get_last_checkpoint(str(checkpoint_dir))
+    if resume_from:
+        emit(f"resuming from {resume_from}", {})
+    train_output = trainer.train(resume_from_checkpoint=resume_from)
+    final_eval = trainer.evaluate()
+    trainer.save_model(str(out_dir))
+
+    history = trainer.state.log_history
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    tokens = max((h.get("num_tokens", 0) for h in history), default=0)
+    runtime = train_output.metrics.get("train_runtime", 0.0)
+    metrics = {
+        "final_train_loss": round(train_losses[-1], 4) if train_losses else float("nan"),
+        "eval_loss": round(final_eval["eval_loss"], 4),
+        "base_eval_loss": round(base_eval["base_loss"], 4),
+        "mean_token_accuracy": round(final_eval.get("eval_mean_token_accuracy", float("nan")), 4),
+        "train_runtime_s": round(runtime, 1),
+        "steps": trainer.state.global_step,
+        "train_tokens": int(tokens),
+        "train_tokens_per_s": round(tokens / runtime, 1) if runtime else 0.0,
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "quantization": QLORA if device.qlora else CPU_NO_QLORA,
+        "device": device.kind,
+        "resumed_from_checkpoint": Path(resume_from).name if resume_from else "",
+    }
+    return TrainResult(metrics=metrics, log_history=history)
