@@ -83,3 +83,24 @@ def home(tmp_path: Path, tiny_base_home: Path) -> Path:
     dest = tmp_path / "home"
     shutil.copytree(tiny_base_home / "base_model", dest / "base_model", symlinks=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory) -> Path:
+    """train.jsonl / eval.jsonl of the sample blog, built by the same functions sft_dataset calls."""
+    from blogtune_assets.core import sft
+    from blogtune_assets.core.cleaning import clean_posts
+    from blogtune_assets.core.jekyll import scan_site
+
+    folder = tmp_path_factory.mktemp("sft_dataset")
+    examples = sft.build_examples(clean_posts(scan_site(SAMPLE_BLOG).posts).kept)
+    sft.write_jsonl(folder / "train.jsonl", examples.filter(~examples["is_eval"]))
+    sft.write_jsonl(folder / "eval.jsonl", examples.filter(examples["is_eval"]))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tiny_base_home: Path) -> Path:
+    from blogtune_assets.core.base_model import read_manifest
+
+    return Path(read_manifest(ArtifactStore(tiny_base_home).current("base_model"))["train_base"]["path"])

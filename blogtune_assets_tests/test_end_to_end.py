@@ -1,0 +1,33 @@
+"""The whole graph materialized by Dagster on the sample blog, as `make demo` does."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from blogtune_assets.definitions import all_assets, all_checks
+from blogtune_assets.resources import from_env
+
+
+@pytest.mark.slow
+def test_whole_graph_on_the_sample_blog(home, monkeypatch):
+    monkeypatch.setenv("BLOGTUNE_HOME", str(home))
+    result = dg.materialize([*all_assets, *all_checks], resources=from_env())
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks and all(checks.values()), checks
+    meta = {
+        e.asset_key.path[-1]: {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+    assert meta["base_model"]["reused_existing_build"] is True  # the build key matched: no second pretraining
+    lora = meta["lora_adapter"]
+    assert lora["eval_loss"] < lora["base_eval_loss"]
+    history = json.loads((home / "lora_adapter" / "current" / "log_history.json").read_text())
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    assert train_losses[-1] < train_losses[0]
+    assert "data:image/png;base64" in lora["loss_curve"]
+    assert list((home / "lora_adapter" / "current" / "tensorboard").rglob("events.out.tfevents*"))
+    merged = meta["merged_model"]
+    assert merged["max_abs_logit_diff"] <= merged["logit_tolerance"]
+    assert merged["size_bytes"] > 0

@@ -1,0 +1,51 @@
+"""The profile mapping, checked without downloading anything."""
+
+import pytest
+
+from blogtune_assets.core.base_model import BaseModelUnavailable, resolve_base
+from blogtune_assets.core.train import Device, lora_config, sft_config
+from blogtune_assets.profiles import LORA_TARGETS, get_profile
+
+
+def test_qwen3_4b_profile_is_the_reference_run(tmp_path):
+    profile = get_profile("qwen3-4b")
+    assert profile.base_model_id == "unsloth/Qwen3-4B-unsloth-bnb-4bit"
+    assert profile.merge_base_model_id == "unsloth/Qwen3-4B"
+    assert profile.merge_dtype == "float16"
+    s = profile.train
+    lora = lora_config(s)
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (32, 32, 0.0)
+    assert set(lora.target_modules) == set(LORA_TARGETS) == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+    }
+    args = sft_config(s, tmp_path, Device("cpu"))
+    assert args.per_device_train_batch_size == 2
+    assert args.gradient_accumulation_steps == 8
+    assert args.num_train_epochs == 2
+    assert args.learning_rate == 2e-4
+    assert str(args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type) == "cosine"
+    assert args.warmup_steps == 0.03
+    assert args.max_length == 4096
+    assert args.seed == 42
+    assert args.packing is False and args.assistant_only_loss is True
+
+
+def test_cuda_gets_qlora_and_bf16_cpu_does_not():
+    assert Device("cuda").qlora and not Device("cpu").qlora
+    assert not Device("cpu").bf16
+
+
+def test_unknown_profile_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown profile 'qwen9'"):
+        get_profile("qwen9")
+
+
+def test_hub_model_that_cannot_be_fetched_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    with pytest.raises(BaseModelUnavailable, match="cannot fetch base model 'unsloth/Qwen3-4B-unsloth-bnb-4bit'"):
+        resolve_base(get_profile("qwen3-4b"), tmp_path / "out")

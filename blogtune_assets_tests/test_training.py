@@ -1,0 +1,114 @@
+"""The real trl/peft path on the embedded tiny model."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from trl import SFTTrainer
+
+from blogtune_assets.core import train as train_mod
+from blogtune_assets.core.merge import chat_prompt, merge_adapter
+from blogtune_assets.core.sft import read_jsonl
+from blogtune_assets.core.train import Device, load_sft_split, lora_config, sft_config, train_lora
+from blogtune_assets.profiles import get_profile
+
+QUICK = dataclasses.replace(
+    get_profile("tiny").train, max_steps=4, save_steps=2, logging_steps=1, max_length=256
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_base_dir, sample_dataset):
+    out = tmp_path_factory.mktemp("adapter")
+    result = train_lora(tiny_base_dir, sample_dataset, out / "ckpt", out / "adapter", QUICK, Device("cpu"), emit=lambda *_: None)
+    return out / "adapter", result
+
+
+def test_adapter_files_are_written_and_reload(trained, tiny_base_dir):
+    adapter, result = trained
+    names = {p.name for p in adapter.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (32, 32)
+    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base_dir), adapter)
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # training moved B off its zero init
+    m = result.metrics
+    assert m["steps"] == 4 and m["device"] == "cpu" and "fp32 LoRA on CPU" in m["quantization"]
+    assert m["trainable_params"] > 0 and m["train_tokens_per_s"] > 0
+    assert {"final_train_loss", "eval_loss", "base_eval_loss", "mean_token_accuracy", "train_runtime_s"} <= set(m)
+
+
+def test_only_assistant_tokens_carry_labels(tiny_base_dir, sample_dataset, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_base_dir),
+        args=sft_config(dataclasses.replace(QUICK, max_length=4096), tmp_path, Device("cpu")),
+        train_dataset=load_sft_split(sample_dataset)["train"],
+        eval_dataset=load_sft_split(sample_dataset)["eval"],
+        processing_class=tokenizer,
+        peft_config=lora_config(QUICK),
+    )
+    example = trainer.train_dataset[0]
+    batch = trainer.data_collator([example])
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    rendered = tokenizer.decode(ids)
+    title = read_jsonl(sample_dataset / "train.jsonl")[0]["conversations"][0]["content"]
+    prompt = chat_prompt(tokenizer, title)  # ends with the empty thinking block
+    user_part = tokenizer.apply_chat_template(
+        [{"role": "user", "content": title}], tokenize=False, add_generation_prompt=True
+    )
+    n_user = len(tokenizer(user_part, add_special_tokens=False)["input_ids"])
+    assert rendered.startswith(prompt)
+    assert all(label == -100 for label in labels[:n_user])  # the user turn and "<|im_start|>assistant\n"
+    assert all(label != -100 for label in labels[n_user:])  # the thinking block, the body, <|im_end|>\n
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert labels.count(im_end) == 1  # the model is taught to stop
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+
+
+def test_resume_from_checkpoint_after_a_crash(tiny_base_dir, sample_dataset, tmp_path, monkeypatch):
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise RuntimeError("power cut")
+
+    real_progress = train_mod.ProgressCallback
+    monkeypatch.setattr(train_mod, "ProgressCallback", lambda emit: [real_progress(emit), Crash()][1])
+    with pytest.raises(RuntimeError, match="power cut"):
+        train_lora(tiny_base_dir, sample_dataset, tmp_path / "ckpt", tmp_path / "a1", QUICK, Device("cpu"))
+    assert (tmp_path / "ckpt" / "checkpoint-2").is_dir()
+    monkeypatch.setattr(train_mod, "ProgressCallback", real_progress)
+    lines = []
+    result = train_lora(
+        tiny_base_dir, sample_dataset, tmp_path / "ckpt", tmp_path / "a2", QUICK, Device("cpu"), emit=lambda l, _: lines.append(l)
+    )
+    assert result.metrics["resumed_from_checkpoint"] == "checkpoint-2"
+    assert result.metrics["steps"] == 4
+    assert any("resuming from" in line for line in lines)
+    assert any(line.startswith("step 4/4") for line in lines)
+
+
+def test_merged_logits_equal_adapter_logits(trained, tiny_base_dir, sample_dataset, tmp_path):
+    adapter, _ = trained
+    evals = read_jsonl(sample_dataset / "eval.jsonl")[:2]
+    titles = [e["conversations"][0]["content"] for e in evals]
+    result = merge_adapter(
+        tiny_base_dir, adapter, tmp_path / "merged", [e["conversations"] for e in evals], titles, max_new_tokens=8
+    )
+    assert result.max_abs_logit_diff < 1e-3
+    assert len(result.base_completions) == len(result.tuned_completions) == len(titles)
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    assert (tmp_path / "merged" / "model.safetensors").exists()
+    assert (tmp_path / "merged" / "chat_template.jinja").exists()
+    # merged = W + alpha/r * B @ A: check one projection by hand
+    base = AutoModelForCausalLM.from_pretrained(tiny_base_dir)
+    peft_model = PeftModel.from_pretrained(base, adapter)
+    layer = peft_model.base_model.model.model.layers[0].self_attn.q_proj
+    expected = layer.base_layer.weight + (32 / 32) * layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+    assert torch.allclose(merged.model.layers[0].self_attn.q_proj.weight, expected, atol=1e-6)
