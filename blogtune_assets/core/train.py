@@ -183,11 +183,14 @@ def train_lora(
     trainer.remove_callback(PrinterCallback)  # ProgressCallback reports instead
     # LoRA's B starts at zero, so before training the model *is* the base.
     base_eval = trainer.evaluate(metric_key_prefix="base")
+    # Per-batch train losses are noisy at batch 2; the whole train split before and after is not.
+    base_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="base_train")
     resume_from = get_last_checkpoint(str(checkpoint_dir))
     if resume_from:
         emit(f"resuming from {resume_from}", {})
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     final_eval = trainer.evaluate()
+    final_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="train_split")
     trainer.save_model(str(out_dir))
 
     history = trainer.state.log_history
@@ -198,6 +201,8 @@ def train_lora(
         "final_train_loss": round(train_losses[-1], 4) if train_losses else float("nan"),
         "eval_loss": round(final_eval["eval_loss"], 4),
         "base_eval_loss": round(base_eval["base_loss"], 4),
+        "train_split_loss": round(final_train["train_split_loss"], 4),
+        "base_train_split_loss": round(base_train["base_train_loss"], 4),
         "mean_token_accuracy": round(final_eval.get("eval_mean_token_accuracy", float("nan")), 4),
         "train_runtime_s": round(runtime, 1),
         "steps": trainer.state.global_step,
