@@ -4,6 +4,9 @@
 VENV        := .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.blogtune-installed
+# llama-cpp-python compiles llama.cpp on install; its wheel is built once per machine and reused.
+WHEELS      ?= $(HOME)/.cache/blogtune/wheels
+LLAMA_CPP   := llama-cpp-python==0.3.36
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 .PHONY: setup demo test test-fast validate ui clean
@@ -14,7 +17,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	mkdir -p $(WHEELS)
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PY) -m pip wheel --quiet --no-deps --find-links $(WHEELS) -w $(WHEELS) $(LLAMA_CPP)
+	$(PY) -m pip install --quiet --find-links $(WHEELS) -e '.[test]'
 	touch $(STAMP)
 
 $(DAGSTER_HOME):

@@ -3,12 +3,20 @@
 import dagster as dg
 
 from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
+from blogtune_assets.assets.export import bf16_gguf_matches_hf, generation_stops, gguf_q4km, q4_k_m_perplexity_close_to_bf16
 from blogtune_assets.assets.model import base_model, lora_adapter, merged_logits_match_adapter, merged_model
 from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_posts
 from blogtune_assets.resources import from_env
 
-all_assets = [raw_posts, cleaned_posts, base_model, sft_dataset, lora_adapter, merged_model]
-all_checks = [no_liquid_left, split_has_no_shared_titles, merged_logits_match_adapter]
+all_assets = [raw_posts, cleaned_posts, base_model, sft_dataset, lora_adapter, merged_model, gguf_q4km]
+all_checks = [
+    no_liquid_left,
+    split_has_no_shared_titles,
+    merged_logits_match_adapter,
+    bf16_gguf_matches_hf,
+    q4_k_m_perplexity_close_to_bf16,
+    generation_stops,
+]
 
 blogtune_job = dg.define_asset_job("blogtune", selection=dg.AssetSelection.all(), description="The whole graph, posts to model.")
 

@@ -26,7 +26,7 @@ from blogtune_assets.core.jekyll import scan_site
 from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT, IM_END, train_tokenizer
 
 # Bump when anything below changes what gets built: the model is rebuilt only then.
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,14 @@ class TinyShape:
 
 @dataclass(frozen=True)
 class PretrainSettings:
+    # Many small steps beat few large ones this early in training: for the same tokens,
+    # 600 steps of 4 x 128 reach loss ~5.0 where 150 steps of 8 x 256 stall at ~6.0.
     seed: int = 42
-    block_size: int = 256
-    batch_size: int = 8
-    steps: int = 150
+    block_size: int = 128
+    batch_size: int = 4
+    steps: int = 600
     learning_rate: float = 3e-3
-    warmup_steps: int = 10
+    warmup_steps: int = 20
 
 
 def qwen3_config(shape: TinyShape, tokenizer) -> Qwen3Config:
@@ -116,7 +118,7 @@ def pretrain(model: Qwen3ForCausalLM, blocks: torch.Tensor, settings: PretrainSe
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
-        if step % 25 == 0 or step == settings.steps - 1:
+        if step % 100 == 0 or step == settings.steps - 1:
             log(f"tiny pretrain step {step + 1}/{settings.steps} loss {loss.item():.3f} lr {lr:.2e} ({time.monotonic() - started:.0f}s)")
     model.eval()
     return losses

@@ -22,6 +22,7 @@ import torch
 from datasets import DatasetDict, load_dataset
 from peft import LoraConfig, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PrinterCallback, TrainerCallback
+from transformers.integrations import TensorBoardCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
@@ -181,6 +182,10 @@ def train_lora(
         callbacks=[ProgressCallback(emit)],
     )
     trainer.remove_callback(PrinterCallback)  # ProgressCallback reports instead
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            # Without this the evaluation before training opens its writer in ./runs of the cwd.
+            callback.logging_dir = str(checkpoint_dir / "runs")
     # LoRA's B starts at zero, so before training the model *is* the base.
     base_eval = trainer.evaluate(metric_key_prefix="base")
     # Per-batch train losses are noisy at batch 2; the whole train split before and after is not.

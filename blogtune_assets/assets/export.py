@@ -1,0 +1,128 @@
+"""gguf_q4km: the file a user deploys, proven to run in llama.cpp."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+from transformers import AutoTokenizer
+
+from blogtune_assets.assets.metadata import md_table
+from blogtune_assets.core.base_model import read_manifest
+from blogtune_assets.core.gguf_export import convert_to_gguf, quantize_q4_k_m, summarize
+from blogtune_assets.core.gguf_verify import (
+    generate_posts,
+    gguf_greedy,
+    hf_greedy_at_bf16,
+    llama_tokenize,
+    load_llama,
+    perplexity,
+)
+from blogtune_assets.core.merge import chat_prompt
+from blogtune_assets.core.modelfile import SAMPLING, modelfile
+from blogtune_assets.core.sft import read_jsonl
+from blogtune_assets.resources import ArtifactHome, ModelProfile
+
+GROUP = "export"
+BF16_NAME, Q4_NAME = "model-bf16.gguf", "model-Q4_K_M.gguf"
+PERPLEXITY_TEXTS = 8
+SAMPLE_TITLES = 3
+# Q4_K_M may cost at most this much perplexity relative to the bf16 file on the eval split.
+PERPLEXITY_TOLERANCE = 0.15
+GREEDY_TOKENS = 16
+
+
+@dg.asset(group_name=GROUP, kinds={"gguf", "llama.cpp"}, code_version="1")
+def gguf_q4km(
+    context: dg.AssetExecutionContext,
+    merged_model: Path,
+    base_model: Path,
+    sft_dataset: Path,
+    model_profile: ModelProfile,
+    artifacts: ArtifactHome,
+) -> dg.Output[Path]:
+    """The merged model as a bf16 GGUF, quantized to Q4_K_M by llama.cpp, with an ollama Modelfile and sample posts."""
+    profile = model_profile.settings
+    max_length = profile.train.max_length
+    manifest = read_manifest(base_model)
+    evals = read_jsonl(sft_dataset / "eval.jsonl")
+    with artifacts.store.new_version("gguf_q4km") as folder:
+        converted = convert_to_gguf(merged_model, folder / BF16_NAME, name=f"blogtune-{profile.name}", base_model=manifest["merge_base"]["id"])
+        quant_seconds = quantize_q4_k_m(folder / BF16_NAME, folder / Q4_NAME)
+        (folder / "Modelfile").write_text(modelfile(Q4_NAME, max_length))
+        texts = [e["conversations"] for e in evals[:PERPLEXITY_TEXTS]]
+        report = {"convert_seconds": converted.seconds, "quantize_seconds": quant_seconds}
+        tokenizer = AutoTokenizer.from_pretrained(merged_model)
+        rendered = [tokenizer.apply_chat_template(c, tokenize=False) for c in texts]
+        for name, key in ((BF16_NAME, "bf16_perplexity"), (Q4_NAME, "q4_k_m_perplexity")):
+            with load_llama(folder / name, n_ctx=max_length, logits_all=True) as llm:
+                report[key] = perplexity(llm, [llama_tokenize(llm, t) for t in rendered])
+        with load_llama(folder / Q4_NAME, n_ctx=max_length) as llm:
+            # The Modelfile's sampling, so the proof is what an ollama user gets.
+            titles = [e["conversations"][0]["content"] for e in evals[:SAMPLE_TITLES]]
+            samples = generate_posts(llm, titles, max_length, **SAMPLING)
+        report["samples"] = [s.__dict__ for s in samples]
+        (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    path = artifacts.store.current("gguf_q4km")
+    q4 = summarize(path / Q4_NAME)
+    context.log.info(f"Q4_K_M: {path / Q4_NAME} ({q4.size_bytes / 1e6:.1f} MB, {q4.bits_per_weight:.2f} bits/weight)")
+    return dg.Output(
+        path,
+        metadata={
+            "path": dg.MetadataValue.path(str(path / Q4_NAME)),
+            "size_bytes": q4.size_bytes,
+            "bits_per_weight": round(q4.bits_per_weight, 3),
+            "quant_type": "Q4_K_M",
+            "file_type": q4.file_type,
+            "tensor_types": md_table(["type", "tensors"], sorted(q4.tensor_types.items())),
+            **{f"tensors_{t.lower()}": n for t, n in q4.tensor_types.items()},
+            "bf16_perplexity": round(report["bf16_perplexity"], 3),
+            "q4_k_m_perplexity": round(report["q4_k_m_perplexity"], 3),
+            "convert_seconds": round(report["convert_seconds"], 2),
+            "quantize_seconds": round(report["quantize_seconds"], 2),
+            "modelfile": dg.MetadataValue.md(f"```\n{(path / 'Modelfile').read_text()}```"),
+            "ollama_create": f"ollama create blogtune -f {path / 'Modelfile'}",
+            "sample_generations": md_table(
+                ["title", "generated body", "finish", "tokens"],
+                [(s.title, s.text[:600], s.finish_reason, s.tokens) for s in samples],
+            ),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=gguf_q4km,
+    additional_ins={"merged_model": dg.AssetIn("merged_model"), "sft_dataset": dg.AssetIn("sft_dataset")},
+    description=f"The bf16 GGUF in llama.cpp reproduces the merged HF model's greedy tokens ({GREEDY_TOKENS}+).",
+)
+def bf16_gguf_matches_hf(gguf_q4km: Path, merged_model: Path, sft_dataset: Path) -> dg.AssetCheckResult:
+    tokenizer = AutoTokenizer.from_pretrained(merged_model)
+    title = read_jsonl(sft_dataset / "eval.jsonl")[0]["conversations"][0]["content"]
+    prompt = tokenizer(chat_prompt(tokenizer, title), add_special_tokens=False)["input_ids"]
+    expected = hf_greedy_at_bf16(merged_model, prompt, GREEDY_TOKENS)
+    with load_llama(gguf_q4km / BF16_NAME, n_ctx=len(prompt) + GREEDY_TOKENS + 8, logits_all=True) as llm:
+        got = gguf_greedy(llm, prompt, GREEDY_TOKENS)
+    same = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), len(expected))
+    return dg.AssetCheckResult(
+        passed=got == expected,
+        metadata={"tokens_compared": GREEDY_TOKENS, "identical_prefix": same, "hf": str(expected), "gguf": str(got)},
+    )
+
+
+@dg.asset_check(asset=gguf_q4km, description=f"Q4_K_M perplexity on eval text within {PERPLEXITY_TOLERANCE:.0%} of the bf16 GGUF's.")
+def q4_k_m_perplexity_close_to_bf16(gguf_q4km: Path) -> dg.AssetCheckResult:
+    report = json.loads((gguf_q4km / "report.json").read_text())
+    ratio = report["q4_k_m_perplexity"] / report["bf16_perplexity"]
+    return dg.AssetCheckResult(
+        passed=ratio <= 1 + PERPLEXITY_TOLERANCE,
+        metadata={"ratio": round(ratio, 4), "bf16": report["bf16_perplexity"], "q4_k_m": report["q4_k_m_perplexity"]},
+    )
+
+
+@dg.asset_check(asset=gguf_q4km, description="Generation ends at <|im_end|> instead of running to the token limit.")
+def generation_stops(gguf_q4km: Path) -> dg.AssetCheckResult:
+    samples = json.loads((gguf_q4km / "report.json").read_text())["samples"]
+    stopped = [s for s in samples if s["finish_reason"] == "stop"]
+    return dg.AssetCheckResult(
+        passed=len(stopped) == len(samples) and bool(samples),
+        metadata={"stopped": len(stopped), "samples": len(samples), "tokens": str([s["tokens"] for s in samples])},
+    )
