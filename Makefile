@@ -23,10 +23,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --find-links $(WHEELS) -e '.[test]'
 	touch $(STAMP)
 
-$(DAGSTER_HOME):
+# The instance config (pool limits) goes into DAGSTER_HOME once; a user's own is never overwritten.
+$(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
+	cp deploy/dagster.yaml $@
 
-demo: setup | $(DAGSTER_HOME)
+demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster asset materialize -m blogtune_assets --select '*'
 	$(PY) -m blogtune_assets.summary
 
@@ -39,7 +41,7 @@ test-fast: setup
 validate: setup
 	$(VENV)/bin/dagster definitions validate -m blogtune_assets
 
-ui: setup | $(DAGSTER_HOME)
+ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -m blogtune_assets
 
 clean:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -78,3 +79,21 @@ def test_real_posts_of_the_reference_blog(shared_corpus_site, home, monkeypatch)
     wrapped = kept.filter(pl.col("path").str.contains("id68660299871")).row(0, named=True)
     assert wrapped["body"].startswith("构建通过！")
     assert "`{% %}`" in wrapped["body"] and "{% raw %}" not in wrapped["body"]
+
+
+def test_heavy_assets_run_one_at_a_time_in_the_gpu_pool(tmp_path):
+    from dagster import DagsterInstance
+
+    from blogtune_assets.definitions import all_assets
+
+    heavy = {"base_model", "lora_adapter", "merged_model", "gguf_q4km"}
+    for asset in all_assets:
+        name = asset.key.to_user_string()
+        if name in heavy:
+            assert asset.op.pool == "gpu" and asset.tags_by_key[asset.key].get("blogtune/compute") == "gpu", name
+        else:
+            assert asset.op.pool is None, name
+    # The shipped instance config loads and limits that pool to 1.
+    (tmp_path / "dagster.yaml").write_text((Path(__file__).parents[1] / "deploy" / "dagster.yaml").read_text())
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1

@@ -19,6 +19,7 @@ from blogtune_assets.core.gguf_verify import (
 )
 from blogtune_assets.core.merge import chat_prompt
 from blogtune_assets.core.modelfile import SAMPLING, modelfile
+from blogtune_assets.assets.model import HEAVY
 from blogtune_assets.core.sft import read_jsonl
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 
@@ -31,7 +32,7 @@ PERPLEXITY_TOLERANCE = 0.15
 GREEDY_TOKENS = 16
 
 
-@dg.asset(group_name=GROUP, kinds={"gguf", "llama.cpp"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"gguf", "llama.cpp"}, code_version="1", **HEAVY)
 def gguf_q4km(
     context: dg.AssetExecutionContext,
     merged_model: Path,

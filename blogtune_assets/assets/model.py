@@ -20,12 +20,14 @@ from blogtune_assets.profiles import SAMPLE_BLOG, TrainSettings
 from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
 
 GROUP = "model"
+# Heavy steps: one at a time on a workstation (pool "gpu", limited in the instance's dagster.yaml).
+HEAVY = {"pool": "gpu", "tags": {"blogtune/compute": "gpu"}}
 # Max |adapter logits - merged logits| a merge may show, by merge dtype.
 LOGIT_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5, "float16": 0.25}
 SIDE_BY_SIDE_TITLES = 3
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="1", **HEAVY)
 def base_model(context: dg.AssetExecutionContext, model_profile: ModelProfile, artifacts: ArtifactHome) -> dg.Output[Path]:
     """The profile's base model as local folders (training base and full-precision merge base), with what it is."""
     profile = model_profile.settings
@@ -94,7 +96,7 @@ class TrainConfig(dg.Config):
         return dataclasses.replace(settings, **overrides)
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="1", **HEAVY)
 def lora_adapter(
     context: dg.AssetExecutionContext,
     config: TrainConfig,
@@ -142,7 +144,7 @@ def _run_key(sft_dataset: Path, base_model: Path, settings: TrainSettings) -> st
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface", "safetensors"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface", "safetensors"}, code_version="1", **HEAVY)
 def merged_model(
     context: dg.AssetExecutionContext,
     lora_adapter: Path,
