@@ -19,6 +19,7 @@ def test_whole_graph_on_the_sample_blog(home, monkeypatch):
         for e in result.get_asset_materialization_events()
     }
     assert meta["base_model"]["reused_existing_build"] is True  # the build key matched: no second pretraining
+    assert meta["base_model"]["parameters"] > 1_000_000 and meta["base_model"]["architecture"] == "Qwen3ForCausalLM"
     lora = meta["lora_adapter"]
     assert lora["eval_loss"] < lora["base_eval_loss"]
     assert lora["train_split_loss"] < lora["base_train_split_loss"]  # the train loss falls

@@ -1,6 +1,5 @@
 """base_model, lora_adapter, merged_model: the model half of the graph."""
 
-
 import dataclasses
 import hashlib
 import json
@@ -53,7 +52,8 @@ def base_model(context: dg.AssetExecutionContext, model_profile: ModelProfile, a
             "merge_model_id": merge["id"],
             "merge_revision": merge["revision"],
             "architecture": facts["architecture"],
-            "parameters_bytes": facts["weights_bytes"],
+            "parameters": facts["parameters"],
+            "weights_bytes": facts["weights_bytes"],
             "hidden_size": facts["hidden_size"],
             "num_hidden_layers": facts["num_hidden_layers"],
             "dtype": facts["dtype"],
@@ -61,7 +61,7 @@ def base_model(context: dg.AssetExecutionContext, model_profile: ModelProfile, a
             "tokenizer": f"{facts['tokenizer_class']} ({facts['tokenizer_size']} tokens, eos {facts['eos_token']} = "
             f"{facts['eos_token_id']}, pad {facts['pad_token']} = {facts['pad_token_id']})",
             "chat_template": dg.MetadataValue.md(f"```jinja\n{facts['chat_template']}\n```"),
-            **{k: v for k, v in manifest.get("pretraining", {}).items()},
+            **manifest.get("pretraining", {}),
         },
     )
 

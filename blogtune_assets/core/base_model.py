@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
+from safetensors import safe_open
 from transformers import AutoConfig, AutoTokenizer
 
 from blogtune_assets.core.tiny_model import build_key, build_tiny_model
@@ -61,7 +63,8 @@ def describe(folder: Path) -> dict:
     """Facts about a checkpoint read from its config and tokenizer, without loading weights."""
     config = AutoConfig.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    shards = sorted(folder.glob("*.safetensors"))
+    weights = sum(p.stat().st_size for p in shards)
     return {
         "architecture": (config.architectures or [config.model_type])[0],
         "model_type": config.model_type,
@@ -70,6 +73,7 @@ def describe(folder: Path) -> dict:
         "vocab_size": config.vocab_size,
         "dtype": str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", "")),
         "quantization": _quant_method(getattr(config, "quantization_config", None)),
+        "parameters": parameter_count(shards),
         "weights_bytes": weights,
         "tokenizer_class": type(tokenizer).__name__,
         "tokenizer_size": len(tokenizer),
@@ -79,6 +83,19 @@ def describe(folder: Path) -> dict:
         "pad_token_id": tokenizer.pad_token_id,
         "chat_template": tokenizer.chat_template or "",
     }
+
+
+def parameter_count(shards: list[Path]) -> int:
+    """Elements stored in the checkpoint, read from safetensors headers without loading tensors.
+
+    For a 4-bit checkpoint this counts packed storage, not the original parameters.
+    """
+    total = 0
+    for shard in shards:
+        with safe_open(shard, framework="pt") as f:
+            for name in f.keys():
+                total += math.prod(f.get_slice(name).get_shape())
+    return total
 
 
 def _quant_method(quantization_config) -> str:
