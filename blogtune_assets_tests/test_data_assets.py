@@ -7,7 +7,6 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
 from blogtune_assets.assets.model import base_model

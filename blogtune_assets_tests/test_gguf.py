@@ -109,7 +109,7 @@ def test_modelfile_renders_the_training_prompt(tiny_base_dir):
     assert rendered == chat_prompt(tokenizer, "Trying Rust")
 
 
-def test_unsupported_architecture_is_a_clear_error(tmp_path, tiny_base_dir):
+def test_unsupported_architecture_is_a_clear_error(tmp_path):
     config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2)
     LlamaForCausalLM(config).save_pretrained(tmp_path / "llama")
     with pytest.raises(UnsupportedArchitecture, match="cannot convert LlamaForCausalLM"):

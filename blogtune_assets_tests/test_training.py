@@ -85,7 +85,7 @@ def test_resume_from_checkpoint_after_a_crash(tiny_base_dir, sample_dataset, tmp
     monkeypatch.setattr(train_mod, "ProgressCallback", real_progress)
     lines = []
     result = train_lora(
-        tiny_base_dir, sample_dataset, tmp_path / "ckpt", tmp_path / "a2", QUICK, Device("cpu"), emit=lambda l, _: lines.append(l)
+        tiny_base_dir, sample_dataset, tmp_path / "ckpt", tmp_path / "a2", QUICK, Device("cpu"), emit=lines.append
     )
     assert result.metrics["resumed_from_checkpoint"] == "checkpoint-2"
     assert result.metrics["steps"] == 4

@@ -118,7 +118,7 @@ def lora_adapter(
     with store.new_version("lora_adapter") as folder:
         result = train_lora(
             Path(manifest["train_base"]["path"]), sft_dataset, checkpoints, folder, settings, device,
-            emit=lambda line, logs: context.log.info(line),
+            emit=context.log.info,
         )
         shutil.copytree(checkpoints / "runs", folder / "tensorboard", dirs_exist_ok=True)
         (folder / "metrics.json").write_text(json.dumps(result.metrics, indent=2))

@@ -58,7 +58,7 @@ def _tensor_names(model_dir: Path) -> dict[str, Path]:
     return names
 
 
-def _gguf_type(hf_name: str, shape: tuple[int, ...]) -> gguf.GGMLQuantizationType:
+def _gguf_type(shape: tuple[int, ...]) -> gguf.GGMLQuantizationType:
     # Norms and other vectors stay F32, as llama.cpp's own converter keeps them.
     return gguf.GGMLQuantizationType.F32 if len(shape) == 1 else gguf.GGMLQuantizationType.BF16
 
@@ -134,7 +134,7 @@ def convert_to_gguf(model_dir: Path, out_path: Path, name: str, base_model: str 
             raise UnsupportedArchitecture(f"no GGUF name for tensor {hf_name} of {architecture}")
         with safe_open(shard, framework="pt") as f:
             shape = tuple(f.get_slice(hf_name).get_shape())
-        plan.append((gguf_name, hf_name, shard, shape, _gguf_type(hf_name, shape)))
+        plan.append((gguf_name, hf_name, shard, shape, _gguf_type(shape)))
 
     writer = gguf.GGUFWriter(out_path, gguf.MODEL_ARCH_NAMES[arch])
     writer.add_name(name)

@@ -125,7 +125,7 @@ def sft_config(settings: TrainSettings, checkpoint_dir: Path, device: Device) ->
 class ProgressCallback(TrainerCallback):
     """Turns trainer logs into one line per log step: loss, lr, tokens/s, ETA."""
 
-    def __init__(self, emit: Callable[[str, dict], None]):
+    def __init__(self, emit: Callable[[str], None]):
         self.emit = emit
         self.started = time.monotonic()
         self.start_step = 0
@@ -139,8 +139,6 @@ class ProgressCallback(TrainerCallback):
         elapsed = time.monotonic() - self.started
         done = state.global_step - self.start_step
         remaining = state.max_steps - state.global_step
-        logs["step"] = state.global_step
-        logs["max_steps"] = state.max_steps
         if "num_tokens" in logs and elapsed > 0:
             logs["tokens_per_s"] = logs["num_tokens"] / elapsed
         logs["eta_s"] = elapsed / done * remaining if done else float("nan")
@@ -148,7 +146,7 @@ class ProgressCallback(TrainerCallback):
         for key, fmt in (("loss", ".4f"), ("eval_loss", ".4f"), ("learning_rate", ".2e"), ("tokens_per_s", ".0f"), ("eta_s", ".0f")):
             if key in logs and not (isinstance(logs[key], float) and math.isnan(logs[key])):
                 parts.append(f"{key} {logs[key]:{fmt}}")
-        self.emit(" · ".join(parts), logs)
+        self.emit(" · ".join(parts))
 
 
 @dataclass
@@ -164,7 +162,7 @@ def train_lora(
     out_dir: Path,
     settings: TrainSettings,
     device: Device,
-    emit: Callable[[str, dict], None] = lambda line, logs: print(line),
+    emit: Callable[[str], None] = print,
 ) -> TrainResult:
     """Train, resuming from the newest checkpoint in checkpoint_dir if a previous run stopped."""
     torch.manual_seed(settings.seed)
@@ -192,7 +190,7 @@ def train_lora(
     base_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="base_train")
     resume_from = get_last_checkpoint(str(checkpoint_dir))
     if resume_from:
-        emit(f"resuming from {resume_from}", {})
+        emit(f"resuming from {resume_from}")
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     final_eval = trainer.evaluate()
     final_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="train_split")
