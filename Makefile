@@ -8,8 +8,12 @@ STAMP       := $(VENV)/.blogtune-installed
 WHEELS      ?= $(HOME)/.cache/blogtune/wheels
 LLAMA_CPP   := llama-cpp-python==0.3.36
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# Debian packages the tests need: the browser test drives the UI in Debian's chromium,
+# because playwright's own browser download is not reachable from every machine.
+APT_PACKAGES := chromium
+SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup demo test test-fast validate ui clean
+.PHONY: setup system-deps demo test test-fast validate ui clean
 
 setup: $(STAMP)
 
@@ -32,7 +36,17 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster asset materialize -m blogtune_assets --select '*'
 	$(PY) -m blogtune_assets.summary
 
-test: setup
+# Installs only what is missing, and only where apt-get exists; elsewhere the tests that
+# need a package skip and say which.
+system-deps:
+	@command -v apt-get >/dev/null || exit 0; \
+	missing=$$(for pkg in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || echo $$pkg; done); \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+test: setup system-deps
 	$(PY) -m pytest
 
 test-fast: setup
