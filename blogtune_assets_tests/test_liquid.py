@@ -89,3 +89,17 @@ def test_stray_openers_are_dropped_and_leftovers_detected():
     assert leftover_liquid(leaked) == ["oops {{ site.url }} left"]
     code = Cleaned(text="ok\n```\n{{ x }}\n```", protected=["```\n{{ x }}\n```"])
     assert leftover_liquid(code) == []
+
+
+def test_first_character_guard_changes_nothing(shared_corpus_site, monkeypatch):
+    """The guard in front of the scanner only skips text; without it every real post cleans the same."""
+    import re
+
+    from blogtune_assets.core import liquid
+    from blogtune_assets.core.jekyll import scan_site
+
+    bodies = scan_site(shared_corpus_site).posts["body"].to_list()
+    guarded = [liquid.clean_body(b) for b in bodies]
+    unguarded = re.compile(liquid._START.pattern.removeprefix(liquid._FIRST_CHAR), liquid._START.flags)
+    monkeypatch.setattr(liquid, "_START", unguarded)
+    assert [liquid.clean_body(b) for b in bodies] == guarded

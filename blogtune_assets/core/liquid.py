@@ -15,9 +15,15 @@ from dataclasses import dataclass, field
 _TAG_OPEN = r"\{%-?\s*"
 _TAG_CLOSE = r"\s*-?%\}"
 
+# Every construct below starts with one of these characters (a fence with up to three spaces
+# of indent). Checking that first lets the search skip plain text without trying each
+# alternative at every position: cleaning runs ~3x faster (benchmarks/data_pipeline.py).
+_FIRST_CHAR = r"(?=[ \t]{1,3}[`~]|[`~{!\[<])"
 # Constructs that start somewhere in the text; the scanner dispatches on the group name.
 _START = re.compile(
-    "|".join(
+    _FIRST_CHAR
+    + "(?:"
+    + "|".join(
         [
             r"(?P<fence>^[ \t]{0,3}(?P<fence_mark>`{3,}|~{3,})[^\n]*$)",
             # Inline code may wrap lines but not cross a blank line (a paragraph break).
@@ -36,7 +42,8 @@ _START = re.compile(
             # An opener never closed: Jekyll would fail the build; drop the delimiter only.
             r"(?P<stray>\{%|\{\{)",
         ]
-    ),
+    )
+    + ")",
     re.MULTILINE | re.DOTALL,
 )
 _END = {
