@@ -13,7 +13,7 @@ def test_posts_are_kept_or_dropped_with_reason(site):
     result = clean_posts(raw, languages=["en"])
     assert result.kept["title"].to_list() == ["Kept"]
     assert "{{" not in result.kept["body"][0]
-    reasons = dict(result.dropped.rows())
+    reasons = dict(result.dropped.select("path", "reason").rows())
     assert reasons == {
         "_posts/en/2020-01-02-short.md": "too short (< 100 characters after cleaning)",
         "_posts/en/2020-01-03-image-only.md": "too short (< 100 characters after cleaning)",
@@ -27,3 +27,31 @@ def test_every_language_is_kept_by_default(site):
     write_post(site, "en/2020-01-01-a.md", post_text("A", LONG_BODY))
     write_post(site, "zh/2020-01-01-b.md", post_text("B", "这是一段足够长的中文正文。" * 12))
     assert sorted(clean_posts(scan_site(site).posts).kept["language"]) == ["en", "zh"]
+
+
+def test_recleaning_reuses_unchanged_posts_and_matches_a_full_run(sample_blog_copy, monkeypatch):
+    from blogtune_assets.core import cleaning
+
+    before = clean_posts(scan_site(sample_blog_copy).posts)
+    edited = sorted((sample_blog_copy / "_posts").glob("zh/*.md"))[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n补充一段。{{ site.url }}\n", encoding="utf-8")
+    write_post(sample_blog_copy, "en/2030-01-01-new.md", post_text("New", LONG_BODY))
+    write_post(sample_blog_copy, "en/2030-01-02-short.md", post_text("Short", "Too short."))
+    raw = scan_site(sample_blog_copy).posts
+
+    original, cleaned = cleaning.clean_body, []
+
+    def counting_clean(body):
+        cleaned.append(body)
+        return original(body)
+
+    monkeypatch.setattr(cleaning, "clean_body", counting_clean)
+    again = clean_posts(raw, previous=before)
+    # The edited post and the two new ones; dropped posts (two short ones in the sample) are not reused.
+    assert len(cleaned) == 3 + before.dropped.height
+    monkeypatch.undo()
+    fresh = clean_posts(raw)
+    assert again.kept.equals(fresh.kept) and again.dropped.equals(fresh.dropped)
+    # Drop rules are applied afresh: a changed language selection is honoured.
+    only_en = clean_posts(raw, languages=["en"], previous=before)
+    assert only_en.kept.equals(clean_posts(raw, languages=["en"]).kept)

@@ -83,3 +83,32 @@ def test_every_file_found_is_read_or_rejected(sample_blog_copy):
 def test_a_folder_without_posts_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no _posts/ folder"):
         scan_site(tmp_path)
+
+
+def test_rescan_reuses_unchanged_rows_and_matches_a_full_scan(sample_blog_copy, monkeypatch):
+    from blogtune_assets.core import jekyll
+
+    before = scan_site(sample_blog_copy)
+    posts_dir = sample_blog_copy / "_posts"
+    edited, removed = sorted(posts_dir.glob("en/*.md"))[:2]
+    edited.write_text(edited.read_text(encoding="utf-8").replace("---\n\n", "---\n\nEdited. ", 1), encoding="utf-8")
+    removed.unlink()
+    write_post(sample_blog_copy, "en/2030-01-01-new-post.md", post_text("New", LONG_BODY))
+    write_post(sample_blog_copy, "zh-TW/2030-01-02-folder-sorting.md", post_text("Sorted", LONG_BODY))
+    write_post(sample_blog_copy, "en/2030-01-03-broken.md", b"\xff not utf8")
+
+    original, parsed = jekyll.read_post, []
+
+    def counting_read(rel, *args):
+        parsed.append(rel.name)
+        return original(rel, *args)
+
+    monkeypatch.setattr(jekyll, "read_post", counting_read)
+    again = scan_site(sample_blog_copy, previous=before.posts)
+    assert sorted(parsed) == sorted([edited.name, "2030-01-01-new-post.md", "2030-01-02-folder-sorting.md", "2030-01-03-broken.md"])
+
+    monkeypatch.undo()
+    fresh = scan_site(sample_blog_copy)
+    assert again.posts.equals(fresh.posts)
+    assert again.rejected.equals(fresh.rejected) and again.files_found == fresh.files_found
+

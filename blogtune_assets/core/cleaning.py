@@ -9,7 +9,18 @@ import polars as pl
 
 from blogtune_assets.core.liquid import MIN_CHARS, clean_body
 
-DROPPED_SCHEMA = {"path": pl.String, "reason": pl.String}
+KEPT_SCHEMA = {
+    "path": pl.String,
+    "language": pl.String,
+    "date": pl.Date,
+    "title": pl.String,
+    "body": pl.String,
+    "chars_before": pl.Int64,
+    "chars_after": pl.Int64,
+    "protected": pl.List(pl.String),
+    "content_hash": pl.String,
+}
+DROPPED_SCHEMA = {"path": pl.String, "reason": pl.String, "content_hash": pl.String}
 
 
 @dataclass(frozen=True)
@@ -18,27 +29,36 @@ class CleanResult:
     dropped: pl.DataFrame
 
 
-def drop_reason(row: dict, text: str, languages: frozenset[str] | None, min_chars: int) -> str | None:
+def meta_drop_reason(row: dict, languages: frozenset[str] | None) -> str | None:
+    """Reasons that need no cleaning, so posts dropped for them are never cleaned."""
     meta = json.loads(row["frontmatter"])
     if meta.get("published") is False:
         return "unpublished (published: false)"
     if languages is not None and row["language"] not in languages:
         return f"language '{row['language']}' not selected"
-    if len(text) < min_chars:
-        return f"too short (< {min_chars} characters after cleaning)"
     return None
 
 
 def clean_posts(
-    raw: pl.DataFrame, languages: list[str] | None = None, min_chars: int = MIN_CHARS
+    raw: pl.DataFrame,
+    languages: list[str] | None = None,
+    min_chars: int = MIN_CHARS,
+    previous: CleanResult | None = None,
 ) -> CleanResult:
+    """With `previous` (an earlier result), a kept post whose raw file has the same
+    content_hash keeps its cleaned text; the drop rules are applied afresh, since the
+    languages or min_chars may have changed."""
     wanted = frozenset(languages) if languages else None
+    earlier = _cleaned_by_hash(previous.kept) if previous is not None else {}
     kept, dropped = [], []
     for row in raw.iter_rows(named=True):
-        cleaned = clean_body(row["body"])
-        reason = drop_reason(row, cleaned.text, wanted, min_chars)
+        reason = meta_drop_reason(row, wanted)
+        if reason is None:
+            text, protected = earlier.get(row["content_hash"]) or _clean(row["body"])
+            if len(text) < min_chars:
+                reason = f"too short (< {min_chars} characters after cleaning)"
         if reason:
-            dropped.append({"path": row["path"], "reason": reason})
+            dropped.append({"path": row["path"], "reason": reason, "content_hash": row["content_hash"]})
             continue
         kept.append(
             {
@@ -46,20 +66,20 @@ def clean_posts(
                 "language": row["language"],
                 "date": row["date"],
                 "title": row["title"],
-                "body": cleaned.text,
+                "body": text,
                 "chars_before": len(row["body"]),
-                "chars_after": len(cleaned.text),
-                "protected": cleaned.protected,
+                "chars_after": len(text),
+                "protected": protected,
+                "content_hash": row["content_hash"],
             }
         )
-    schema = {
-        "path": pl.String,
-        "language": pl.String,
-        "date": pl.Date,
-        "title": pl.String,
-        "body": pl.String,
-        "chars_before": pl.Int64,
-        "chars_after": pl.Int64,
-        "protected": pl.List(pl.String),
-    }
-    return CleanResult(kept=pl.DataFrame(kept, schema=schema), dropped=pl.DataFrame(dropped, schema=DROPPED_SCHEMA))
+    return CleanResult(kept=pl.DataFrame(kept, schema=KEPT_SCHEMA), dropped=pl.DataFrame(dropped, schema=DROPPED_SCHEMA))
+
+
+def _clean(body: str) -> tuple[str, list[str]]:
+    cleaned = clean_body(body)
+    return cleaned.text, cleaned.protected
+
+
+def _cleaned_by_hash(kept: pl.DataFrame) -> dict[str, tuple[str, list[str]]]:
+    return dict(zip(kept["content_hash"].to_list(), zip(kept["body"].to_list(), kept["protected"].to_list())))

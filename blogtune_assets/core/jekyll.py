@@ -63,10 +63,8 @@ def slug_title(slug: str) -> str:
     return " ".join(word.capitalize() for word in slug.split("-") if word)
 
 
-def read_post(path: Path, site_dir: Path) -> dict:
-    """One row of raw_posts, or NotAPost with the reason it cannot be one."""
-    rel = path.relative_to(site_dir)
-    raw = path.read_bytes()
+def read_post(rel: Path, raw: bytes, content_hash: str) -> dict:
+    """One row of raw_posts from a file's bytes, or NotAPost with the reason it cannot be one."""
     if not raw.strip():
         raise NotAPost("empty file")
     if b"\x00" in raw:
@@ -77,7 +75,7 @@ def read_post(path: Path, site_dir: Path) -> dict:
         raise NotAPost(f"not UTF-8: {err.reason} at byte {err.start}") from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
 
-    name = POST_NAME.match(path.stem)
+    name = POST_NAME.match(rel.stem)
     if not name:
         raise NotAPost("file name is not YYYY-MM-DD-slug (Jekyll does not publish it)")
     try:
@@ -102,7 +100,7 @@ def read_post(path: Path, site_dir: Path) -> dict:
         "frontmatter": json.dumps(meta, ensure_ascii=False, default=str, sort_keys=True),
         "body": body,
         "size_bytes": len(raw),
-        "content_hash": hashlib.sha256(raw).hexdigest(),
+        "content_hash": content_hash,
     }
 
 
@@ -139,19 +137,35 @@ def post_language(rel: Path, meta: dict) -> str:
     return str(lang).strip() if lang else UNKNOWN_LANGUAGE
 
 
-def scan_site(site_dir: str | Path) -> PostScan:
+def scan_site(site_dir: str | Path, previous: pl.DataFrame | None = None) -> PostScan:
+    """Read every post file; with `previous` (an earlier scan's posts), files whose path and
+    bytes are unchanged keep their earlier row. Every file is still read and hashed: that is
+    cheap, while parsing YAML frontmatter is what a full scan spends its time on."""
     site_dir = Path(site_dir)
     files = find_post_files(site_dir)
-    rows, rejected = [], []
+    unchanged = set(zip(previous["path"], previous["content_hash"])) if previous is not None else set()
+    rows, rejected, reused = [], [], []
     for path in files:
+        rel = path.relative_to(site_dir)
         try:
-            rows.append(read_post(path, site_dir))
+            raw = path.read_bytes()
+            content_hash = hashlib.sha256(raw).hexdigest()
+            if (rel.as_posix(), content_hash) in unchanged:
+                reused.append(rel.as_posix())
+            else:
+                rows.append(read_post(rel, raw, content_hash))
         except NotAPost as err:
-            rejected.append({"path": path.relative_to(site_dir).as_posix(), "reason": str(err)})
+            rejected.append({"path": rel.as_posix(), "reason": str(err)})
         except OSError as err:
-            rejected.append({"path": path.relative_to(site_dir).as_posix(), "reason": f"unreadable: {err.strerror}"})
-    return PostScan(
-        posts=pl.DataFrame(rows, schema=POST_SCHEMA),
-        rejected=pl.DataFrame(rejected, schema=REJECTED_SCHEMA),
-        files_found=len(files),
-    )
+            rejected.append({"path": rel.as_posix(), "reason": f"unreadable: {err.strerror}"})
+    posts = pl.DataFrame(rows, schema=POST_SCHEMA)
+    if reused:
+        earlier = previous.select(list(POST_SCHEMA)).filter(pl.col("path").is_in(reused))
+        posts = in_file_order(pl.concat([earlier, posts]), [f.relative_to(site_dir).as_posix() for f in files])
+    return PostScan(posts=posts, rejected=pl.DataFrame(rejected, schema=REJECTED_SCHEMA), files_found=len(files))
+
+
+def in_file_order(posts: pl.DataFrame, paths: list[str]) -> pl.DataFrame:
+    # Path order (find_post_files sorts Path objects) differs from string order, e.g. "en/" vs "en-x/".
+    position = pl.DataFrame({"path": paths, "_position": range(len(paths))})
+    return posts.join(position, on="path").sort("_position").drop("_position")
