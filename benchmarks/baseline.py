@@ -48,7 +48,7 @@ def build_dataset(site_dir: Path, out_path: Path, tokenizer=None) -> dict:
     tokens = 0
     if tokenizer is not None:
         for example in examples:
-            tokens += len(tokenizer.apply_chat_template(example["conversations"], tokenize=True))
+            tokens += len(tokenizer.apply_chat_template(example["conversations"], tokenize=True, return_dict=False))
     return {
         "examples": len(examples),
         "tokens": tokens,

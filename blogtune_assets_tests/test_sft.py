@@ -62,6 +62,18 @@ def test_token_counts_follow_the_chat_template(tokenizer):
     assert stats.truncated_examples == 1
 
 
+def test_token_counts_reuse_earlier_counts_and_match_a_full_count(tokenizer):
+    cleaned = pl.DataFrame({"title": ["A", "B", "C"], "body": ["alpha " * 9, "beta " * 30, "gamma"], "path": "p", "language": "en"})
+    examples = sft.build_examples(cleaned)
+    conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
+    full = sft.count_tokens(tokenizer, conversations, max_length=64)
+    earlier = dict(zip(examples["example_key"][:2], full.tokens[:2]))
+    assert sft.count_tokens(tokenizer, conversations, 64, previous=earlier).tokens == full.tokens
+    # A reused count is taken as it is, not recomputed: only the third example is tokenized.
+    planted = {key: 1000 + i for i, key in enumerate(examples["example_key"][:2])}
+    assert sft.count_tokens(tokenizer, conversations, 64, previous=planted).tokens == [1000, 1001, full.tokens[2]]
+
+
 def test_jsonl_round_trip(tmp_path):
     rows = pl.DataFrame({"title": ["标题", "T"], "body": ["正文 🎉", "B\nC"]})
     sft.write_jsonl(tmp_path / "x.jsonl", rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,20 +69,36 @@ class TokenStats:
         return sum(n > self.max_length for n in self.tokens)
 
 
-def count_tokens(tokenizer, conversations: list[dict], max_length: int) -> TokenStats:
-    """Tokens of each example exactly as training renders it (chat template included)."""
-    texts = [
-        tokenizer.apply_chat_template(c["conversations"], tokenize=False) for c in conversations
-    ]
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return TokenStats(tokens=[len(ids) for ids in encoded], max_length=max_length)
+def example_key(title: str, body: str) -> str:
+    """All an example's token count depends on, for a given tokenizer."""
+    return hashlib.sha256(f"{title}\0{body}".encode()).hexdigest()
+
+
+def count_tokens(
+    tokenizer, conversations: list[dict], max_length: int, previous: Mapping[str, int] | None = None
+) -> TokenStats:
+    """Tokens of each example exactly as training renders it (chat template included).
+
+    `previous` maps example_key → tokens from an earlier count *with the same tokenizer*;
+    those examples are not rendered or tokenized again.
+    """
+    known = previous or {}
+    keys = [example_key(c["conversations"][0]["content"], c["conversations"][1]["content"]) for c in conversations]
+    todo = [i for i, key in enumerate(keys) if key not in known]
+    texts = [tokenizer.apply_chat_template(conversations[i]["conversations"], tokenize=False) for i in todo]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    counted = dict(zip(todo, map(len, encoded)))
+    return TokenStats(tokens=[counted[i] if i in counted else known[key] for i, key in enumerate(keys)], max_length=max_length)
 
 
 def build_examples(cleaned: pl.DataFrame, seed: int = SPLIT_SEED, eval_size: int = EVAL_SIZE) -> pl.DataFrame:
     """One row per kept post: its conversation, its side of the split."""
     titles = cleaned["title"].to_list()
+    keys = [example_key(t, b) for t, b in zip(titles, cleaned["body"].to_list())]
     return cleaned.select("path", "language", "title", "body").with_columns(
-        pl.Series("is_eval", assign_split(titles, seed, eval_size), dtype=pl.Boolean)
+        pl.Series("is_eval", assign_split(titles, seed, eval_size), dtype=pl.Boolean),
+        # Saved beside the token counts, so the next build can reuse them (count_tokens' previous).
+        pl.Series("example_key", keys, dtype=pl.String),
     )
 
 
