@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from blogtune_assets.core.artifacts import ArtifactStore
+from blogtune_assets.core.device import Device, resolve_device
 from blogtune_assets.profiles import REPO_ROOT, SAMPLE_BLOG, Profile, get_profile
 
 DEFAULT_HOME = REPO_ROOT / "data" / "blogtune_home"
@@ -57,14 +58,19 @@ class ModelProfile(dg.ConfigurableResource):
 
 
 class Accelerator(dg.ConfigurableResource):
-    """BLOGTUNE_DEVICE: where training, merging and export run (`auto` picks CUDA when torch sees it)."""
+    """Where training, merging and export run, asked by every heavy asset.
+
+    BLOGTUNE_DEVICE (auto / cuda / cpu), BLOGTUNE_DTYPE (auto / bfloat16 / float16 /
+    float32) and BLOGTUNE_NUM_PROCESSES (0 = one per visible GPU, 1 on a CPU):
+    more than one process trains data-parallel under torchrun.
+    """
 
     device: str = "auto"
+    dtype: str = "auto"
+    num_processes: int = 0
 
-    def resolve(self):
-        from blogtune_assets.core.train import pick_device
-
-        return pick_device(self.device)
+    def resolve(self) -> Device:
+        return resolve_device(self.device, self.dtype, self.num_processes)
 
 
 class ArtifactPathIOManager(dg.ConfigurableIOManager):
@@ -99,6 +105,11 @@ def from_env() -> dict:
             base_model=os.environ.get("BLOGTUNE_BASE_MODEL", ""),
             merge_base_model=os.environ.get("BLOGTUNE_MERGE_BASE_MODEL", ""),
         ),
-        "accelerator": Accelerator(device=os.environ.get("BLOGTUNE_DEVICE", "auto")),
+        "accelerator": Accelerator(
+            device=os.environ.get("BLOGTUNE_DEVICE", "auto"),
+            dtype=os.environ.get("BLOGTUNE_DTYPE", "auto"),
+            num_processes=int(os.environ.get("BLOGTUNE_NUM_PROCESSES", "0")),
+        ),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
         "io_manager": ArtifactPathIOManager(home=home),
     }

@@ -1,9 +1,11 @@
 """The profile mapping, checked without downloading anything."""
 
 import pytest
+import torch
 
 from blogtune_assets.core.base_model import BaseModelUnavailable, resolve_base
-from blogtune_assets.core.train import Device, lora_config, sft_config
+from blogtune_assets.core.device import Device, resolve_device
+from blogtune_assets.core.train import lora_config, sft_config
 from blogtune_assets.profiles import LORA_TARGETS, get_profile
 
 
@@ -31,8 +33,21 @@ def test_qwen3_4b_profile_is_the_reference_run(tmp_path):
 
 
 def test_cuda_gets_qlora_and_bf16_cpu_does_not():
-    assert Device("cuda").qlora and not Device("cpu").qlora
+    assert Device("cuda", "bfloat16").qlora and not Device("cpu").qlora
     assert not Device("cpu").bf16
+
+
+def test_accelerator_resolves_auto_to_what_this_machine_has():
+    device = resolve_device()  # no GPU here
+    assert device == Device("cpu", "float32", 1)
+    assert resolve_device("cpu", "bfloat16", 2) == Device("cpu", "bfloat16", 2)
+    assert device.describe()["torch"] == torch.__version__
+    with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="float16 training needs CUDA"):
+        resolve_device("cpu", "float16")
+    with pytest.raises(ValueError, match="dtype must be auto or one of"):
+        resolve_device("cpu", "fp8")
 
 
 def test_unknown_profile_is_a_clear_error():

@@ -12,7 +12,8 @@ from trl import SFTTrainer
 from blogtune_assets.core import train as train_mod
 from blogtune_assets.core.merge import chat_prompt, merge_adapter
 from blogtune_assets.core.sft import read_jsonl
-from blogtune_assets.core.train import Device, load_sft_split, lora_config, sft_config, train_lora
+from blogtune_assets.core.device import Device
+from blogtune_assets.core.train import load_sft_split, lora_config, sft_config, train_lora
 from blogtune_assets.profiles import get_profile
 
 QUICK = dataclasses.replace(

@@ -14,9 +14,9 @@ from blogtune_assets.core.merge import merge_adapter
 from blogtune_assets.core.model_card import write_model_card
 from blogtune_assets.core.sft import read_jsonl
 from blogtune_assets.core.tiny_model import build_key
-from blogtune_assets.core.train import train_lora
 from blogtune_assets.profiles import SAMPLE_BLOG, TrainSettings
 from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
+from blogtune_assets.train_process import TrainRequest, launch_command
 
 GROUP = "model"
 # Heavy steps: one at a time on a workstation (pool "gpu", limited in the instance's dagster.yaml).
@@ -105,36 +105,45 @@ def lora_adapter(
     model_profile: ModelProfile,
     accelerator: Accelerator,
     artifacts: ArtifactHome,
+    pipes_subprocess_client: dg.PipesSubprocessClient,
 ) -> dg.Output[Path]:
     """A LoRA adapter (r=32 on q,k,v,o,gate,up,down) trained with trl's SFTTrainer on the blog's conversations."""
-    profile = model_profile.settings
-    settings = config.apply(profile.train)
+    settings = config.apply(model_profile.settings.train)
     device = accelerator.resolve()
     manifest = read_manifest(base_model)
     store = artifacts.store
     # Same data, base and recipe → same folder, so a rerun after a crash resumes there.
     checkpoints = store.asset_dir("lora_adapter") / ".checkpoints" / _run_key(sft_dataset, base_model, settings)
+    checkpoints.mkdir(parents=True, exist_ok=True)
 
     with store.new_version("lora_adapter") as folder:
-        result = train_lora(
-            Path(manifest["train_base"]["path"]), sft_dataset, checkpoints, folder, settings, device,
-            emit=context.log.info,
+        request = TrainRequest(
+            base_dir=str(manifest["train_base"]["path"]),
+            dataset_dir=str(sft_dataset),
+            checkpoint_dir=str(checkpoints),
+            out_dir=str(folder),
+            settings=dataclasses.asdict(settings),
+            device=dataclasses.asdict(device),
         )
+        # Training runs in its own process(es); its log lines and final metrics come back over Pipes.
+        reported = pipes_subprocess_client.run(
+            context=context, command=launch_command(request.write(checkpoints / "request.json"), device.num_processes)
+        ).get_materialize_result()
         shutil.copytree(checkpoints / "runs", folder / "tensorboard", dirs_exist_ok=True)
-        (folder / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
-        (folder / "log_history.json").write_text(json.dumps(result.log_history, indent=2))
-        write_model_card(folder, manifest, sft_dataset, settings, result.metrics)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        log_history = json.loads((folder / "log_history.json").read_text())
+        write_model_card(folder, manifest, sft_dataset, settings, metrics)
     shutil.rmtree(checkpoints, ignore_errors=True)
     path = store.current("lora_adapter")
-    metrics = result.metrics
     return dg.Output(
         path,
         metadata={
+            **reported.metadata,
             "path": dg.MetadataValue.path(str(path)),
-            **metrics,
             "eval_loss_vs_base": round(metrics["eval_loss"] - metrics["base_eval_loss"], 4),
             "settings": dg.MetadataValue.json(dataclasses.asdict(settings)),
-            "loss_curve": loss_curve_md(result.log_history),
+            "accelerator": dg.MetadataValue.json(device.describe()),
+            "loss_curve": loss_curve_md(log_history),
         },
     )
 
@@ -151,10 +160,12 @@ def merged_model(
     base_model: Path,
     sft_dataset: Path,
     model_profile: ModelProfile,
+    accelerator: Accelerator,
     artifacts: ArtifactHome,
 ) -> dg.Output[Path]:
     """The adapter merged into the full-precision base (merge_and_unload), saved as safetensors with its tokenizer."""
     profile = model_profile.settings
+    device = accelerator.resolve()
     manifest = read_manifest(base_model)
     evals = read_jsonl(sft_dataset / "eval.jsonl")[:SIDE_BY_SIDE_TITLES]
     titles = [e["conversations"][0]["content"] for e in evals]
@@ -166,6 +177,7 @@ def merged_model(
             eval_conversations=[e["conversations"] for e in evals],
             eval_titles=titles,
             dtype=profile.merge_dtype,
+            device=device.kind,
         )
         (folder / "merge_report.json").write_text(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
     path = artifacts.store.current("merged_model")
@@ -176,6 +188,7 @@ def merged_model(
             "path": dg.MetadataValue.path(str(path)),
             "merge_base": manifest["merge_base"]["id"],
             "dtype": profile.merge_dtype,
+            "accelerator": dg.MetadataValue.json(device.describe()),
             "size_bytes": sum(p.stat().st_size for p in path.glob("*.safetensors")),
             "max_abs_logit_diff": result.max_abs_logit_diff,
             "logit_tolerance": LOGIT_TOLERANCE[profile.merge_dtype],

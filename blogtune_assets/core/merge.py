@@ -77,9 +77,10 @@ def merge_adapter(
     eval_titles: list[str],
     dtype: str = "float32",
     max_new_tokens: int = 64,
+    device: str = "cpu",
 ) -> MergeResult:
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    base = AutoModelForCausalLM.from_pretrained(merge_base_dir, dtype=DTYPES[dtype])
+    base = AutoModelForCausalLM.from_pretrained(merge_base_dir, dtype=DTYPES[dtype], device_map={"": device})
     model = PeftModel.from_pretrained(base, adapter_dir)
     model.eval()
     prompts = [chat_prompt(tokenizer, t) for t in eval_titles]

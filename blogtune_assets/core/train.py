@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,31 +27,11 @@ from transformers.integrations import TensorBoardCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
+from blogtune_assets.core.device import Device
 from blogtune_assets.profiles import TrainSettings
 
 CPU_NO_QLORA = "none: fp32 LoRA on CPU (bitsandbytes' 4-bit backward gives wrong gradients on CPU)"
-QLORA = "nf4 4-bit base (bitsandbytes QLoRA), bf16 compute"
-
-
-@dataclass(frozen=True)
-class Device:
-    kind: str  # "cuda" or "cpu"
-
-    @property
-    def qlora(self) -> bool:
-        return self.kind == "cuda"
-
-    @property
-    def bf16(self) -> bool:
-        return self.kind == "cuda" and torch.cuda.is_bf16_supported()
-
-
-def pick_device(requested: str = "auto") -> Device:
-    if requested == "auto":
-        return Device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device")
-    return Device(requested)
+QLORA = "nf4 4-bit base (bitsandbytes QLoRA)"
 
 
 def load_sft_split(dataset_dir: Path) -> DatasetDict:
@@ -65,19 +46,20 @@ def load_train_model(base_dir: Path, device: Device):
         already_quantized = "quantization_config" in json.loads((base_dir / "config.json").read_text())
         model = AutoModelForCausalLM.from_pretrained(
             base_dir,
-            dtype=torch.bfloat16,
-            device_map={"": torch.cuda.current_device()},
+            dtype=device.torch_dtype,
+            # One full copy per data-parallel process, each on its own GPU.
+            device_map={"": int(os.environ.get("LOCAL_RANK", 0))},
             quantization_config=None
             if already_quantized
             else BitsAndBytesConfig(
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.bfloat16,
+                bnb_4bit_compute_dtype=device.torch_dtype,
             ),
         )
         return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    return AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(base_dir, dtype=device.torch_dtype)
 
 
 def lora_config(settings: TrainSettings) -> LoraConfig:
@@ -106,6 +88,7 @@ def sft_config(settings: TrainSettings, checkpoint_dir: Path, device: Device) ->
         packing=False,
         assistant_only_loss=True,
         bf16=device.bf16,
+        fp16=device.fp16,
         use_cpu=device.kind == "cpu",
         seed=settings.seed,
         data_seed=settings.seed,
@@ -135,6 +118,8 @@ class ProgressCallback(TrainerCallback):
         self.start_step = state.global_step
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return  # under data parallelism every process logs the same gathered numbers
         logs = dict(logs or {})
         elapsed = time.monotonic() - self.started
         done = state.global_step - self.start_step
@@ -212,8 +197,9 @@ def train_lora(
         "train_tokens": int(tokens),
         "train_tokens_per_s": round(tokens / runtime, 1) if runtime else 0.0,
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-        "quantization": QLORA if device.qlora else CPU_NO_QLORA,
+        "quantization": f"{QLORA}, {device.dtype} compute" if device.qlora else CPU_NO_QLORA,
         "device": device.kind,
+        "processes": trainer.args.world_size,
         "resumed_from_checkpoint": Path(resume_from).name if resume_from else "",
     }
     return TrainResult(metrics=metrics, log_history=history)
