@@ -1,0 +1,81 @@
+"""Every benchmark runs end to end at a tiny size, so none of them can rot.
+
+Builds run in this process (not a spawned child, which would re-import torch each time);
+the figures are meaningless at this size, only the plumbing is checked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import calibrate, data_pipeline, export_scaling, gpu_training, measure, training_efficiency
+from benchmarks.synthetic_blog import REFERENCE, load_calibration, note_share, write_blog
+from blogtune_assets_tests.conftest import SHARED_CORPUS
+
+
+@pytest.fixture(autouse=True)
+def in_process(monkeypatch):
+    monkeypatch.setattr(measure, "in_child", lambda fn, *args: measure._measured(fn, args))
+
+
+def test_generator_is_seeded_and_has_the_calibrated_shape(tmp_path):
+    first = write_blog(tmp_path / "a", 300, seed=1)
+    again = write_blog(tmp_path / "b", 300, seed=1)
+    assert first == again
+    assert [p.read_bytes() for p in sorted((tmp_path / "a").rglob("*.md"))] == [
+        p.read_bytes() for p in sorted((tmp_path / "b").rglob("*.md"))
+    ]
+    assert set(first.by_language) == {"en", "zh"} and min(first.by_language.values()) > 100
+    # Mean file size near the reference run's 86 MB / 21,434 (one log-normal draw per post: loose).
+    assert 0.6 < first.bytes / first.posts / (REFERENCE["bytes"] / REFERENCE["posts"]) < 1.4
+    assert 0 < note_share(load_calibration(), REFERENCE["bytes"] / REFERENCE["posts"]) < 1
+
+
+def test_calibration_derives_from_the_shared_corpus(tmp_path):
+    if not SHARED_CORPUS.is_dir():
+        pytest.skip("shared corpus not available")
+    calibrate.main(["--out", str(tmp_path / "calibration.json")])
+    assert json.loads((tmp_path / "calibration.json").read_text()) == load_calibration()
+
+
+def test_data_pipeline(tmp_path):
+    payload = data_pipeline.main(["--sizes", "40", "--repeats", "1", "--out", str(tmp_path)])
+    [size] = payload["sizes"]
+    assert size["incremental"]["identical_to_full"]
+    assert size["incremental"]["incremental_posts"] == size["blogtune"]["posts"] + 1
+    assert size["blogtune"]["posts"] == 40 and size["baseline"]["examples"] > 0
+    assert (tmp_path / "data_pipeline.json").is_file() and (tmp_path / "data_pipeline.png").is_file()
+
+
+def test_export_scaling(tmp_path):
+    payload = export_scaling.main(["--sizes", "tiny", "--repeats", "1", "--out", str(tmp_path)])
+    [tiny] = payload["models"]
+    assert tiny["q4_k_m_mb"] < tiny["bf16_gguf_mb"] and tiny["convert"]["convert_s"] > 0
+    assert (tmp_path / "export_scaling.png").is_file()
+
+
+def test_training_efficiency(tmp_path):
+    args = ["--posts", "30", "--steps", "1", "--train-examples", "4", "--modes", "padded", "--out", str(tmp_path)]
+    payload = training_efficiency.main(args)
+    shares = payload["reference_lengths"]["padding_share"]
+    assert shares["padding_free"] == 0 and 0 < shares["padded"] < 1
+    assert payload["cpu_runs"][0]["real_tokens_per_s"] > 0
+    assert (tmp_path / "training_efficiency.png").is_file()
+
+
+def test_padding_and_packing_arithmetic():
+    shares = training_efficiency.padding_shares([10, 30, 5000], max_length=100, batch=2)
+    assert shares["tokens_after_truncation"] == 140 and shares["truncated_examples"] == 1
+    # 60 opens a bin, 50 another; 40 best fits the first (full), 30 goes to the second.
+    assert sorted(training_efficiency.best_fit_decreasing([60, 50, 40, 30], capacity=100)) == [80, 100]
+
+
+def test_gpu_script_batches_are_well_formed():
+    import random
+
+    padded, real = next(gpu_training.batches(random.Random(0), "padded", 64, vocab=100))
+    assert padded["input_ids"].shape[0] == 2 and int(padded["attention_mask"].sum()) == real
+    packed, real = next(gpu_training.batches(random.Random(0), "padding_free", 64, vocab=100))
+    assert packed["input_ids"].shape == (1, real) and packed["position_ids"][0, 0] == 0
