@@ -188,7 +188,12 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="blogtune-bench-") as tmp:
         work = Path(tmp)
         tokenizer_dir = tiny_tokenizer(work / "tokenizer")
-        results = [bench_size(n, work, tokenizer_dir, args.repeats, args.seed) for n in args.sizes]
+        results = []
+        for n in args.sizes:
+            results.append(bench_size(n, work, tokenizer_dir, args.repeats, args.seed))
+            # Written after every size, so a run cut short keeps what it measured.
+            payload = {"max_length": MAX_LENGTH, "repeats": args.repeats, "seed": args.seed, "sizes": results}
+            measure.write_results(args.out, "data_pipeline", payload)
     measure.print_table(
         ["posts", "MB", "blogtune s", "posts/s", "MB/s", "peak MB", "baseline s", "speedup", "no-tokens speedup", "+1 post s", "+1 share"],
         [
@@ -200,8 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
             for r in results
         ],
     )
-    payload = {"max_length": MAX_LENGTH, "repeats": args.repeats, "seed": args.seed, "sizes": results}
-    print("wrote", measure.write_results(args.out, "data_pipeline", payload), plot(results, args.out))
+    print("wrote", args.out / "data_pipeline.json", plot(results, args.out))
     return payload
 
 

@@ -76,7 +76,7 @@ def write_results(out: Path, name: str, payload: dict) -> Path:
 
 def print_table(headers: list[str], rows: list[list]) -> None:
     cells = [[_fmt(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
     for row in cells:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)))

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--posts", type=int, default=REFERENCE["posts"])
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--train-examples", type=int, default=400)
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES), help="none: only the length arithmetic")
     parser.add_argument("--out", type=Path, default=measure.RESULTS)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="blogtune-train-") as tmp:
