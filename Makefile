@@ -9,8 +9,9 @@ WHEELS      ?= $(HOME)/.cache/blogtune/wheels
 LLAMA_CPP   := llama-cpp-python==0.3.36
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 # Debian packages the tests need: the browser test drives the UI in Debian's chromium,
-# because playwright's own browser download is not reachable from every machine.
-APT_PACKAGES := chromium
+# because playwright's own browser download is not reachable from every machine; the
+# PostgreSQL storage test starts a throwaway server from Debian's postgresql.
+APT_PACKAGES := chromium postgresql
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: setup system-deps demo test test-fast validate ui clean

@@ -6,6 +6,8 @@ from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titl
 from blogtune_assets.assets.export import bf16_gguf_matches_hf, generation_stops, gguf_q4km, q4_k_m_perplexity_close_to_bf16
 from blogtune_assets.assets.model import base_model, lora_adapter, merged_logits_match_adapter, merged_model
 from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_posts
+from blogtune_assets.automation import RETRAIN_JOB, new_posts_sensor, weekly_retrain_schedule
+from blogtune_assets.compute import executor
 from blogtune_assets.resources import from_env
 
 all_assets = [raw_posts, cleaned_posts, base_model, sft_dataset, lora_adapter, merged_model, gguf_q4km]
@@ -18,11 +20,12 @@ all_checks = [
     generation_stops,
 ]
 
-blogtune_job = dg.define_asset_job("blogtune", selection=dg.AssetSelection.all(), description="The whole graph, posts to model.")
-
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[blogtune_job],
+    jobs=[RETRAIN_JOB],
+    sensors=[new_posts_sensor],
+    schedules=[weekly_retrain_schedule],
     resources=from_env(),
+    executor=executor(),
 )

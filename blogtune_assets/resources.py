@@ -73,6 +73,17 @@ class Accelerator(dg.ConfigurableResource):
         return resolve_device(self.device, self.dtype, self.num_processes)
 
 
+class RetrainPolicy(dg.ConfigurableResource):
+    """How eagerly new posts retrain: BLOGTUNE_MIN_NEW_POSTS and BLOGTUNE_QUIET_PERIOD_S.
+
+    The quiet period waits until the posts have stopped changing for that long,
+    so a writing session of many saves becomes one run.
+    """
+
+    min_new_posts: int = 1
+    quiet_period_s: int = 0
+
+
 class ArtifactPathIOManager(dg.ConfigurableIOManager):
     """Assets return the folder they published; downstream assets receive its path.
 
@@ -111,5 +122,9 @@ def from_env() -> dict:
             num_processes=int(os.environ.get("BLOGTUNE_NUM_PROCESSES", "0")),
         ),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),
+        "retrain": RetrainPolicy(
+            min_new_posts=int(os.environ.get("BLOGTUNE_MIN_NEW_POSTS", "1")),
+            quiet_period_s=int(os.environ.get("BLOGTUNE_QUIET_PERIOD_S", "0")),
+        ),
         "io_manager": ArtifactPathIOManager(home=home),
     }

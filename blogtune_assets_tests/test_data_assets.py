@@ -18,7 +18,7 @@ from blogtune_assets_tests.conftest import write_post
 DATA_ASSETS = [raw_posts, cleaned_posts, sft_dataset, no_liquid_left, split_has_no_shared_titles]
 
 
-def materialize_data(site, home, monkeypatch) -> dict[str, dict]:
+def materialize_data(site, home, monkeypatch, instance: dg.DagsterInstance | None = None) -> dict[str, dict]:
     monkeypatch.setenv("BLOGTUNE_BLOG_DIR", str(site))
     monkeypatch.setenv("BLOGTUNE_HOME", str(home))
     # base_model is in the home already (fixture `home`): it is loaded as an input, not run.
@@ -26,6 +26,7 @@ def materialize_data(site, home, monkeypatch) -> dict[str, dict]:
         [*DATA_ASSETS, base_model],
         selection=dg.AssetSelection.assets(raw_posts, cleaned_posts, sft_dataset),
         resources=from_env(),
+        instance=instance,
     )
     assert result.success
     checks = result.get_asset_check_evaluations()

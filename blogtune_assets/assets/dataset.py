@@ -10,6 +10,7 @@ import polars as pl
 from blogtune_assets.assets.metadata import bar_chart_md, md_table
 from blogtune_assets.core import sft
 from blogtune_assets.core.base_model import load_tokenizer
+from blogtune_assets.core.blog_state import BlogSnapshot
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 
 PREVIEW_CHARS = 300
@@ -40,6 +41,8 @@ def sft_dataset(cleaned_posts: Path, base_model: Path, model_profile: ModelProfi
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "profile": profile.name,
+            # The weekly schedule retrains only when the blog's digest differs from this one.
+            "posts_digest": BlogSnapshot.read(cleaned_posts).digest,
             "train_examples": train.height,
             "eval_examples": evals.height,
             "train_tokens": int(train["tokens"].sum()),

@@ -19,7 +19,7 @@ from blogtune_assets.core.gguf_verify import (
 )
 from blogtune_assets.core.merge import chat_prompt
 from blogtune_assets.core.modelfile import SAMPLING, modelfile
-from blogtune_assets.assets.model import HEAVY
+from blogtune_assets.compute import HEAVY
 from blogtune_assets.core.sft import read_jsonl
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from blogtune_assets.assets.metadata import loss_curve_md, md_table
+from blogtune_assets.compute import HEAVY
 from blogtune_assets.core.base_model import read_manifest, resolve_base
 from blogtune_assets.core.merge import merge_adapter
 from blogtune_assets.core.model_card import write_model_card
@@ -19,8 +20,6 @@ from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
 from blogtune_assets.train_process import TrainRequest, launch_command
 
 GROUP = "model"
-# Heavy steps: one at a time on a workstation (pool "gpu", limited in the instance's dagster.yaml).
-HEAVY = {"pool": "gpu", "tags": {"blogtune/compute": "gpu"}}
 # Max |adapter logits - merged logits| a merge may show, by merge dtype.
 LOGIT_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5, "float16": 0.25}
 SIDE_BY_SIDE_TITLES = 3

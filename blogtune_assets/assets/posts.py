@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from blogtune_assets.assets.metadata import md_table
-from blogtune_assets.core.cleaning import clean_posts
+from blogtune_assets.core.blog_state import SNAPSHOT_FILE, BlogSnapshot
+from blogtune_assets.core.cleaning import CleanResult, clean_posts
 from blogtune_assets.core.jekyll import scan_site
 from blogtune_assets.core.liquid import Cleaned, leftover_liquid
 from blogtune_assets.resources import ArtifactHome, BlogSource
@@ -20,24 +23,49 @@ def _counts_by(frame: pl.DataFrame, column: str) -> list[tuple[str, int]]:
     return frame.group_by(column).len().sort(["len", column], descending=[True, False]).rows()
 
 
+def _previous(store, asset: str, *names: str) -> list[pl.DataFrame] | None:
+    """The published version's frames, if it has them with content hashes (older ones did not)."""
+    try:
+        folder = store.current(asset)
+        frames = [pl.read_parquet(folder / name) for name in names]
+    except FileNotFoundError:
+        return None
+    return frames if all("content_hash" in f.columns for f in frames) else None
+
+
+def _content_version(*frames: pl.DataFrame) -> str:
+    """A hash of the frames' content: equal content, equal data version, nothing downstream looks stale."""
+    h = hashlib.sha256()
+    for frame in frames:
+        for row in frame.iter_rows():
+            h.update(repr(row).encode())
+    return h.hexdigest()
+
+
 @dg.asset(group_name=GROUP, kinds={"polars", "markdown"}, code_version="1")
 def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
     """Every _posts/**.md of the blog read with its frontmatter; unreadable files are rejected with a reason."""
-    scan = scan_site(blog.path)
+    previous = _previous(artifacts.store, "raw_posts", "posts.parquet")
+    scan = scan_site(blog.path, previous=previous[0] if previous else None)
+    # What was read, file by file: the sensor compares the blog with it, and its digest is the data version.
+    snapshot = BlogSnapshot.of_frames(scan.posts, scan.rejected)
     with artifacts.store.new_version("raw_posts") as folder:
         scan.posts.write_parquet(folder / "posts.parquet")
         scan.rejected.write_parquet(folder / "rejected.parquet")
+        snapshot.write(folder)
     path = artifacts.store.current("raw_posts")
     posts = scan.posts
     return dg.Output(
         path,
+        data_version=dg.DataVersion(snapshot.digest),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
+            "posts_digest": snapshot.digest,
             "blog_dir": dg.MetadataValue.path(str(blog.path)),
             "files_found": scan.files_found,
             "posts_read": posts.height,
             "files_rejected": scan.rejected.height,
-            "rejected_files": md_table(["file", "reason"], scan.rejected.rows()),
+            "rejected_files": md_table(["file", "reason"], scan.rejected.select("path", "reason").rows()),
             "posts_by_language": md_table(["language", "posts"], _counts_by(posts, "language")),
             **{f"posts_{lang}": n for lang, n in _counts_by(posts, "language")},
             "titles_from_slug": int(posts["title_from_slug"].sum()),
@@ -53,21 +81,25 @@ def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
 def cleaned_posts(raw_posts: Path, blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
     """Liquid, kramdown attribute lists and images removed, raw and code kept, whitespace collapsed, short posts dropped."""
     raw = pl.read_parquet(raw_posts / "posts.parquet")
-    result = clean_posts(raw, languages=blog.languages or None)
+    previous = _previous(artifacts.store, "cleaned_posts", "posts.parquet", "dropped.parquet")
+    result = clean_posts(raw, languages=blog.languages or None, previous=CleanResult(*previous) if previous else None)
     with artifacts.store.new_version("cleaned_posts") as folder:
         result.kept.write_parquet(folder / "posts.parquet")
         result.dropped.write_parquet(folder / "dropped.parquet")
+        shutil.copy(raw_posts / SNAPSHOT_FILE, folder / SNAPSHOT_FILE)  # which posts this was cleaned from
     path = artifacts.store.current("cleaned_posts")
     kept = result.kept
     return dg.Output(
         path,
+        data_version=dg.DataVersion(_content_version(result.kept, result.dropped)),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
+            "posts_digest": BlogSnapshot.read(raw_posts).digest,
             "posts_read": raw.height,
             "posts_kept": kept.height,
             "posts_dropped": result.dropped.height,
             "drops_by_reason": md_table(["reason", "posts"], _counts_by(result.dropped, "reason")),
-            "dropped_posts": md_table(["file", "reason"], result.dropped.rows()),
+            "dropped_posts": md_table(["file", "reason"], result.dropped.select("path", "reason").rows()),
             "chars_before": int(raw["body"].str.len_chars().sum()),
             "chars_after": int(kept["chars_after"].sum()),
         },

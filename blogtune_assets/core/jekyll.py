@@ -37,7 +37,8 @@ POST_SCHEMA = {
     "size_bytes": pl.Int64,
     "content_hash": pl.String,
 }
-REJECTED_SCHEMA = {"path": pl.String, "reason": pl.String}
+# content_hash is empty for a file that could not be read at all.
+REJECTED_SCHEMA = {"path": pl.String, "reason": pl.String, "content_hash": pl.String}
 
 
 class NotAPost(ValueError):
@@ -147,6 +148,7 @@ def scan_site(site_dir: str | Path, previous: pl.DataFrame | None = None) -> Pos
     rows, rejected, reused = [], [], []
     for path in files:
         rel = path.relative_to(site_dir)
+        content_hash = ""
         try:
             raw = path.read_bytes()
             content_hash = hashlib.sha256(raw).hexdigest()
@@ -155,9 +157,9 @@ def scan_site(site_dir: str | Path, previous: pl.DataFrame | None = None) -> Pos
             else:
                 rows.append(read_post(rel, raw, content_hash))
         except NotAPost as err:
-            rejected.append({"path": rel.as_posix(), "reason": str(err)})
+            rejected.append({"path": rel.as_posix(), "reason": str(err), "content_hash": content_hash})
         except OSError as err:
-            rejected.append({"path": rel.as_posix(), "reason": f"unreadable: {err.strerror}"})
+            rejected.append({"path": rel.as_posix(), "reason": f"unreadable: {err.strerror}", "content_hash": ""})
     posts = pl.DataFrame(rows, schema=POST_SCHEMA)
     if reused:
         earlier = previous.select(list(POST_SCHEMA)).filter(pl.col("path").is_in(reused))

@@ -1,0 +1,82 @@
+"""Retraining by itself: a sensor on new posts and a weekly schedule.
+
+Both compare the blog's posts, by content hash, with what the graph last read:
+the sensor with the published raw_posts snapshot (to say what changed), the
+schedule with the posts the latest sft_dataset was built from. The run key is
+the posts' digest, so one state of the blog never launches twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+from blogtune_assets.core.artifacts import ArtifactNotFound
+from blogtune_assets.core.blog_state import BlogSnapshot, take_snapshot
+from blogtune_assets.resources import ArtifactHome, BlogSource, RetrainPolicy
+
+RETRAIN_JOB = dg.define_asset_job("blogtune", selection=dg.AssetSelection.all(), description="The whole graph, posts to model.")
+SENSOR_INTERVAL_S = int(os.environ.get("BLOGTUNE_SENSOR_INTERVAL_S", "30"))
+RETRAIN_CRON = os.environ.get("BLOGTUNE_RETRAIN_CRON", "0 3 * * 0")  # Sundays 03:00
+
+
+def _run_in_progress(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES), limit=1)
+    return runs[0] if runs else None
+
+
+@dg.sensor(
+    job=RETRAIN_JOB,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Retrains the whole graph when posts are added, edited or deleted under _posts/.",
+)
+def new_posts_sensor(context: dg.SensorEvaluationContext, blog: BlogSource, artifacts: ArtifactHome, retrain: RetrainPolicy):
+    try:
+        trained = BlogSnapshot.read(artifacts.store.current("raw_posts"))
+    except (ArtifactNotFound, FileNotFoundError):
+        return dg.SkipReason("nothing materialized yet: materialize the graph once; new posts retrain it after that")
+    now = take_snapshot(blog.path)
+    changes = now.changes_since(trained)
+    if not changes.count:
+        return dg.SkipReason(f"no change: the {len(now.files)} post files are those raw_posts last read")
+    if changes.count < retrain.min_new_posts:
+        return dg.SkipReason(f"{changes.summary()}: waiting for {retrain.min_new_posts} changed posts (min_new_posts)")
+
+    # The cursor holds one digest and one time, whatever the blog's size, and lives in
+    # Dagster's storage, so a daemon restart picks up where it was.
+    seen = json.loads(context.cursor) if context.cursor else {}
+    if seen.get("digest") != now.digest:
+        seen = {"digest": now.digest, "since": time.time()}
+        context.update_cursor(json.dumps(seen))
+    quiet_for = time.time() - seen["since"]
+    if quiet_for < retrain.quiet_period_s:
+        return dg.SkipReason(f"{changes.summary()}: waiting until posts are unchanged for {retrain.quiet_period_s} s")
+    running = _run_in_progress(context.instance)
+    if running:
+        return dg.SkipReason(f"{changes.summary()}: run {running.run_id} is still in progress")
+    return dg.RunRequest(
+        run_key=f"posts-{now.digest[:16]}",
+        tags={"blogtune/trigger": "new_posts", "blogtune/posts_digest": now.digest[:16]},
+    )
+
+
+@dg.schedule(
+    job=RETRAIN_JOB,
+    cron_schedule=RETRAIN_CRON,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Weekly retraining (BLOGTUNE_RETRAIN_CRON), only if the posts changed since the last sft_dataset.",
+)
+def weekly_retrain_schedule(context: dg.ScheduleEvaluationContext, blog: BlogSource):
+    now = take_snapshot(blog.path)
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("sft_dataset"))
+    if event is not None:
+        metadata = event.asset_materialization.metadata
+        built_from = metadata["posts_digest"].value if "posts_digest" in metadata else None
+        if built_from == now.digest:
+            return dg.SkipReason(f"posts unchanged since sft_dataset was built (digest {now.digest[:16]})")
+    return dg.RunRequest(run_key=f"weekly-{now.digest[:16]}", tags={"blogtune/trigger": "schedule"})

@@ -1,0 +1,152 @@
+"""The new-posts sensor and the weekly schedule, evaluated on real files and a real Dagster instance."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import dagster as dg
+import pytest
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+from blogtune_assets import automation
+from blogtune_assets.assets.posts import cleaned_posts, raw_posts
+from blogtune_assets.automation import new_posts_sensor, weekly_retrain_schedule
+from blogtune_assets.resources import ArtifactHome, BlogSource, RetrainPolicy
+from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
+from blogtune_assets_tests.test_data_assets import materialize_data
+
+NEW_POST = ("en/2026-11-01-a-new-post.md", post_text("A new post", LONG_BODY))
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def blog(sample_blog_copy, tmp_path):
+    """The sample blog with raw_posts published from it, as after a first materialization."""
+    resources = {"blog": BlogSource(blog_dir=str(sample_blog_copy)), "artifacts": ArtifactHome(home=str(tmp_path / "home"))}
+    assert dg.materialize([raw_posts], resources=resources).success
+    return sample_blog_copy, resources
+
+
+def tick(instance, resources, cursor=None, **policy):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={**resources, "retrain": RetrainPolicy(**policy)}
+    )
+    return new_posts_sensor(context), context.cursor
+
+
+def test_nothing_materialized_yet_skips_with_the_reason(instance, sample_blog_copy, tmp_path):
+    resources = {"blog": BlogSource(blog_dir=str(sample_blog_copy)), "artifacts": ArtifactHome(home=str(tmp_path / "empty"))}
+    result, _ = tick(instance, resources)
+    assert isinstance(result, dg.SkipReason) and "nothing materialized yet" in result.skip_message
+
+
+def test_first_tick_with_no_change_skips(instance, blog):
+    result, cursor = tick(instance, blog[1])
+    assert isinstance(result, dg.SkipReason) and "no change" in result.skip_message
+    assert cursor is None
+
+
+def test_new_post_launches_one_retraining_run_keyed_by_the_posts_state(instance, blog):
+    site, resources = blog
+    write_post(site, *NEW_POST)
+    first, cursor = tick(instance, resources)
+    again, _ = tick(instance, resources, cursor)
+    assert isinstance(first, dg.RunRequest) and first.run_key.startswith("posts-")
+    assert again.run_key == first.run_key  # the same state → the same key, which Dagster launches once
+    assert first.tags["blogtune/trigger"] == "new_posts"
+
+
+def test_edited_and_deleted_posts_are_changes_and_saving_unchanged_text_is_not(instance, blog):
+    site, resources = blog
+    post = next((site / "_posts" / "en").glob("*.md"))
+    original = post.read_bytes()
+    post.write_bytes(original)  # saved again, same text, new mtime
+    post.write_bytes(original)
+    assert isinstance(tick(instance, resources)[0], dg.SkipReason)
+
+    post.write_bytes(original + b"\nOne more line.\n")
+    edited, _ = tick(instance, resources)
+    post.unlink()
+    deleted, _ = tick(instance, resources)
+    assert isinstance(edited, dg.RunRequest) and isinstance(deleted, dg.RunRequest)
+    assert edited.run_key != deleted.run_key
+
+
+def test_min_new_posts_waits_for_enough_changes(instance, blog):
+    site, resources = blog
+    write_post(site, *NEW_POST)
+    result, _ = tick(instance, resources, min_new_posts=2)
+    assert isinstance(result, dg.SkipReason) and "1 new, 0 changed, 0 deleted" in result.skip_message
+    write_post(site, "en/2026-11-02-another.md", post_text("Another", LONG_BODY))
+    assert isinstance(tick(instance, resources, min_new_posts=2)[0], dg.RunRequest)
+
+
+def test_quiet_period_and_the_cursor_survive_a_restart(instance, blog, monkeypatch):
+    site, resources = blog
+    clock = [1_000_000.0]
+    monkeypatch.setattr(automation.time, "time", lambda: clock[0])
+    write_post(site, *NEW_POST)
+    waiting, cursor = tick(instance, resources, quiet_period_s=60)
+    assert isinstance(waiting, dg.SkipReason) and "unchanged for 60 s" in waiting.skip_message
+    assert len(cursor) < 200 and json.loads(cursor)["since"] == clock[0]  # one digest and one time
+
+    clock[0] += 30
+    write_post(site, NEW_POST[0], NEW_POST[1] + "\nEdited while writing.\n")  # the clock restarts
+    waiting, cursor = tick(instance, resources, cursor, quiet_period_s=60)
+    assert isinstance(waiting, dg.SkipReason) and json.loads(cursor)["since"] == clock[0]
+
+    clock[0] += 61
+    # A fresh context with the stored cursor is what the daemon builds after a restart.
+    launched, _ = tick(instance, resources, cursor, quiet_period_s=60)
+    assert isinstance(launched, dg.RunRequest)
+
+
+def test_a_run_in_progress_is_not_duplicated(instance, blog):
+    site, resources = blog
+    instance.add_run(DagsterRun(job_name="blogtune", run_id="0" * 8 + "-run-in-progress", status=DagsterRunStatus.STARTED))
+    write_post(site, *NEW_POST)
+    result, _ = tick(instance, resources)
+    assert isinstance(result, dg.SkipReason) and "still in progress" in result.skip_message
+
+
+@pytest.mark.slow
+def test_schedule_retrains_only_when_posts_changed_since_sft_dataset(sample_blog_copy, home, monkeypatch):
+    with dg.instance_for_test() as instance:
+        context = lambda: dg.build_schedule_context(  # noqa: E731
+            instance=instance, resources={"blog": BlogSource(blog_dir=str(sample_blog_copy))}
+        )
+        assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)  # never trained
+
+        materialize_data(sample_blog_copy, home, monkeypatch, instance)
+        skipped = weekly_retrain_schedule(context())
+        assert isinstance(skipped, dg.SkipReason) and "unchanged since sft_dataset" in skipped.skip_message
+
+        write_post(sample_blog_copy, *NEW_POST)
+        request = weekly_retrain_schedule(context())
+        assert isinstance(request, dg.RunRequest) and request.tags["blogtune/trigger"] == "schedule"
+
+
+def test_unchanged_posts_keep_their_data_versions(instance, blog):
+    site, resources = blog
+    assets = [raw_posts, cleaned_posts]
+
+    def versions():
+        result = dg.materialize(assets, resources=resources, instance=instance)
+        return {
+            e.asset_key.path[-1]: e.event_specific_data.materialization.tags["dagster/data_version"]
+            for e in result.get_asset_materialization_events()
+        }
+
+    first, second = versions(), versions()
+    assert first == second  # rematerialized, same posts: nothing downstream looks stale
+    os.utime(next((site / "_posts").rglob("*.md")))  # touched, not changed
+    assert versions() == first
+    write_post(site, *NEW_POST)
+    changed = versions()
+    assert changed["raw_posts"] != first["raw_posts"] and changed["cleaned_posts"] != first["cleaned_posts"]
