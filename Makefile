@@ -56,8 +56,9 @@ test-fast: setup
 validate: setup
 	$(VENV)/bin/dagster definitions validate -m blogtune_assets
 
+# Loopback only: the UI launches runs and shows run logs, and has no login.
 ui: setup $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -m blogtune_assets
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -m blogtune_assets
 
 clean:
 	rm -rf data/blogtune_home data/dagster_home
