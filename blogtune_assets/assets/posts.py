@@ -12,7 +12,7 @@ import polars as pl
 from blogtune_assets.assets.metadata import md_table
 from blogtune_assets.core.blog_state import SNAPSHOT_FILE, BlogSnapshot
 from blogtune_assets.core.cleaning import CleanResult, clean_posts
-from blogtune_assets.core.jekyll import scan_site
+from blogtune_assets.core.jekyll import BlogNotFound, scan_site
 from blogtune_assets.core.liquid import Cleaned, leftover_liquid
 from blogtune_assets.resources import ArtifactHome, BlogSource
 
@@ -46,7 +46,11 @@ def _content_version(*frames: pl.DataFrame) -> str:
 def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
     """Every _posts/**.md of the blog read with its frontmatter; unreadable files are rejected with a reason."""
     previous = _previous(artifacts.store, "raw_posts", "posts.parquet")
-    scan = scan_site(blog.path, previous=previous[0] if previous else None)
+    try:
+        scan = scan_site(blog.path, previous=previous[0] if previous else None)
+    except BlogNotFound as err:
+        # A configuration mistake, not a crash: the message names the variable to fix, and retrying cannot help.
+        raise dg.Failure(description=str(err), allow_retries=False) from err
     # What was read, file by file: the sensor compares the blog with it, and its digest is the data version.
     snapshot = BlogSnapshot.of_frames(scan.posts, scan.rejected)
     with artifacts.store.new_version("raw_posts") as folder:

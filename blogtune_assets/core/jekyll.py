@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +25,8 @@ POST_NAME = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})-(?P<sl
 LANGUAGE_DIR = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?$")
 UNKNOWN_LANGUAGE = "unknown"
 BOM = b"\xef\xbb\xbf"
+# A post is a few kB; a file this large is a mistake (a dump, a binary renamed .md) and is not read.
+MAX_POST_BYTES = 5_000_000
 
 POST_SCHEMA = {
     "path": pl.String,
@@ -45,6 +48,10 @@ class NotAPost(ValueError):
     """A file under _posts/ that cannot be read as a post; the message is the reason."""
 
 
+class BlogNotFound(FileNotFoundError):
+    """BLOGTUNE_BLOG_DIR does not lead to a Jekyll site with posts: a configuration error."""
+
+
 @dataclass(frozen=True)
 class PostScan:
     posts: pl.DataFrame
@@ -53,10 +60,72 @@ class PostScan:
 
 
 def find_post_files(site_dir: Path) -> list[Path]:
+    """Every .md / .markdown file under _posts/, plus each symlink there that leads out of the
+    blog (listed so that scan_site rejects it with its reason, never read or descended into).
+
+    Folder links inside the blog are followed, each real folder once, so a link to an
+    enclosing folder cannot loop. The walk keeps its own stack: folders nested deeper than
+    Python's recursion limit are listed too.
+    """
+    site_dir = Path(site_dir)
     posts_dir = site_dir / "_posts"
+    fix = "set BLOGTUNE_BLOG_DIR to the Jekyll site (the folder holding _posts/)"
+    if not site_dir.is_dir():
+        raise BlogNotFound(f"blog folder {site_dir} does not exist: {fix}")
     if not posts_dir.is_dir():
-        raise FileNotFoundError(f"{site_dir} is not a Jekyll site: it has no _posts/ folder")
-    return sorted(p for p in posts_dir.rglob("*") if p.is_file() and p.suffix.lower() in POST_SUFFIXES)
+        raise BlogNotFound(f"{site_dir} is not a Jekyll site: it has no _posts/ folder; {fix}")
+    found, walked, pending = [], {_real(posts_dir)}, [posts_dir]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:  # a symlink loop: listed if named like a post, then rejected as unreadable
+                    is_dir = False
+                if not is_dir and path.suffix.lower() not in POST_SUFFIXES:
+                    continue  # images, data files: not posts
+                if entry.is_symlink() and leads_outside(site_dir, path):
+                    found.append(path)
+                elif not is_dir:
+                    found.append(path)
+                elif (real := _real(path)) not in walked:
+                    walked.add(real)
+                    pending.append(path)
+    if not found:
+        raise BlogNotFound(f"{posts_dir} holds no posts (no .md or .markdown files): {fix}")
+    return sorted(found)
+
+
+def _real(path: Path) -> Path:
+    # Unlike Path.resolve(), realpath does not raise on a symlink loop (reading it then fails: unreadable).
+    return Path(os.path.realpath(path))
+
+
+def leads_outside(site_dir: Path, path: Path) -> bool:
+    """A link whose target is outside the site (or outside _posts/, when _posts/ itself is a link)."""
+    target = _real(path)
+    return not any(target.is_relative_to(_real(root)) for root in (site_dir, site_dir / "_posts"))
+
+
+def post_path(site_dir: Path, path: Path) -> str:
+    """The file's path relative to the site as recorded; a name that is not UTF-8 is shown with \\x escapes."""
+    rel = path.relative_to(site_dir).as_posix()
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def post_file_hash(site_dir: Path, path: Path) -> str:
+    """sha256 of the file's bytes, streamed; empty for a file that is not read (a link out of the blog, unreadable)."""
+    if path.is_symlink() and leads_outside(site_dir, path):
+        return ""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
 
 
 def slug_title(slug: str) -> str:
@@ -66,6 +135,10 @@ def slug_title(slug: str) -> str:
 
 def read_post(rel: Path, raw: bytes, content_hash: str) -> dict:
     """One row of raw_posts from a file's bytes, or NotAPost with the reason it cannot be one."""
+    try:
+        rel.as_posix().encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotAPost("file name is not UTF-8") from None
     if not raw.strip():
         raise NotAPost("empty file")
     if b"\x00" in raw:
@@ -98,7 +171,7 @@ def read_post(rel: Path, raw: bytes, content_hash: str) -> dict:
         "slug": name["slug"],
         "title": title or slug_title(name["slug"]),
         "title_from_slug": title_from_slug,
-        "frontmatter": json.dumps(meta, ensure_ascii=False, default=str, sort_keys=True),
+        "frontmatter": frontmatter_json(meta),
         "body": body,
         "size_bytes": len(raw),
         "content_hash": content_hash,
@@ -122,11 +195,30 @@ def parse_frontmatter(text: str) -> tuple[dict, str]:
         meta = handler.load(head)
     except yaml.YAMLError as err:
         raise NotAPost(f"invalid YAML frontmatter: {' '.join(str(err).split())}") from None
+    except ValueError as err:  # python-frontmatter also reads a JSON frontmatter ({ ... } lines)
+        raise NotAPost(f"invalid JSON frontmatter: {err}") from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
         raise NotAPost(f"frontmatter is a {type(meta).__name__}, not a mapping of keys")
     return meta, body.strip()
+
+
+def frontmatter_json(meta: dict) -> str:
+    """The frontmatter as a JSON object, or NotAPost when YAML holds what JSON cannot."""
+    try:
+        return json.dumps(_string_keys(meta), ensure_ascii=False, default=str, sort_keys=True)
+    except RecursionError:
+        raise NotAPost("frontmatter nests too deeply or refers to itself (a YAML alias cycle)") from None
+
+
+def _string_keys(value):
+    # YAML keys may be numbers, dates or null; JSON's may only be strings (and sort_keys cannot mix types).
+    if isinstance(value, dict):
+        return {str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 def post_language(rel: Path, meta: dict) -> str:
@@ -138,32 +230,43 @@ def post_language(rel: Path, meta: dict) -> str:
     return str(lang).strip() if lang else UNKNOWN_LANGUAGE
 
 
-def scan_site(site_dir: str | Path, previous: pl.DataFrame | None = None) -> PostScan:
+def scan_site(
+    site_dir: str | Path, previous: pl.DataFrame | None = None, max_post_bytes: int = MAX_POST_BYTES
+) -> PostScan:
     """Read every post file; with `previous` (an earlier scan's posts), files whose path and
     bytes are unchanged keep their earlier row. Every file is still read and hashed: that is
-    cheap, while parsing YAML frontmatter is what a full scan spends its time on."""
+    cheap, while parsing YAML frontmatter is what a full scan spends its time on.
+
+    Links out of the blog and files over max_post_bytes are rejected without being read;
+    their content_hash is what take_snapshot records for them (post_file_hash)."""
     site_dir = Path(site_dir)
     files = find_post_files(site_dir)
     unchanged = set(zip(previous["path"], previous["content_hash"])) if previous is not None else set()
     rows, rejected, reused = [], [], []
     for path in files:
-        rel = path.relative_to(site_dir)
+        rel, key = path.relative_to(site_dir), post_path(site_dir, path)
         content_hash = ""
         try:
+            if path.is_symlink() and leads_outside(site_dir, path):
+                raise NotAPost(f"symlink pointing outside the blog ({_real(path)}): not followed")
+            size = path.stat().st_size
+            if size > max_post_bytes:
+                content_hash = post_file_hash(site_dir, path)
+                raise NotAPost(f"{size:,} bytes, over the {max_post_bytes:,}-byte limit (BLOGTUNE_MAX_POST_BYTES)")
             raw = path.read_bytes()
             content_hash = hashlib.sha256(raw).hexdigest()
-            if (rel.as_posix(), content_hash) in unchanged:
-                reused.append(rel.as_posix())
+            if (key, content_hash) in unchanged:
+                reused.append(key)
             else:
                 rows.append(read_post(rel, raw, content_hash))
         except NotAPost as err:
-            rejected.append({"path": rel.as_posix(), "reason": str(err), "content_hash": content_hash})
+            rejected.append({"path": key, "reason": str(err), "content_hash": content_hash})
         except OSError as err:
-            rejected.append({"path": rel.as_posix(), "reason": f"unreadable: {err.strerror}", "content_hash": ""})
+            rejected.append({"path": key, "reason": f"unreadable: {err.strerror}", "content_hash": ""})
     posts = pl.DataFrame(rows, schema=POST_SCHEMA)
     if reused:
         earlier = previous.select(list(POST_SCHEMA)).filter(pl.col("path").is_in(reused))
-        posts = in_file_order(pl.concat([earlier, posts]), [f.relative_to(site_dir).as_posix() for f in files])
+        posts = in_file_order(pl.concat([earlier, posts]), [post_path(site_dir, f) for f in files])
     return PostScan(posts=posts, rejected=pl.DataFrame(rejected, schema=REJECTED_SCHEMA), files_found=len(files))
 
 
