@@ -37,7 +37,7 @@ def test_two_process_ddp_run_reports_once_through_pipes(home, sample_dataset, ti
     assert result.success
     meta = {k: v.value for k, v in result.asset_materializations_for_node("lora_adapter")[0].metadata.items()}
     assert meta["processes"] == 2 and meta["steps"] == STEPS
-    assert meta["accelerator"]["num_processes"] == 2 and meta["accelerator"]["device"] == "cpu"
+    assert meta["accelerator"]["num_processes"] == 2 and meta["accelerator"]["kind"] == "cpu"
     # Both processes train on their own batches: 2 processes x batch 2 x 256 tokens a step, gathered.
     assert meta["train_tokens"] == STEPS * 2 * 2 * 256
     assert meta["eval_loss"] > 0 and meta["final_train_loss"] > 0

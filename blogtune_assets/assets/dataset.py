@@ -9,11 +9,25 @@ import polars as pl
 
 from blogtune_assets.assets.metadata import bar_chart_md, md_table
 from blogtune_assets.core import sft
-from blogtune_assets.core.base_model import load_tokenizer
+from blogtune_assets.core.base_model import load_tokenizer, read_manifest
 from blogtune_assets.core.blog_state import BlogSnapshot
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 
 PREVIEW_CHARS = 300
+
+
+COUNTED_WITH = "tokenizer_revision.txt"
+
+
+def _previous_counts(store, tokenizer_revision: str) -> dict[str, int] | None:
+    """Token counts of the published version, if the same tokenizer made them."""
+    try:
+        folder = store.current("sft_dataset")
+        if (folder / COUNTED_WITH).read_text() != tokenizer_revision:
+            return None
+        return dict(pl.read_parquet(folder / "examples.parquet", columns=["example_key", "tokens"]).iter_rows())
+    except (FileNotFoundError, pl.exceptions.ColumnNotFoundError):
+        return None
 
 
 @dg.asset(group_name="data", kinds={"json"}, code_version="1")
@@ -24,8 +38,10 @@ def sft_dataset(cleaned_posts: Path, base_model: Path, model_profile: ModelProfi
     cleaned = pl.read_parquet(cleaned_posts / "posts.parquet")
     examples = sft.build_examples(cleaned, seed=settings.seed, eval_size=settings.eval_size)
     tokenizer = load_tokenizer(base_model)  # counts are in the tokens the model will train on
+    tokenizer_revision = read_manifest(base_model)["train_base"]["revision"]
     conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
-    stats = sft.count_tokens(tokenizer, conversations, settings.max_length)
+    previous = _previous_counts(artifacts.store, tokenizer_revision)
+    stats = sft.count_tokens(tokenizer, conversations, settings.max_length, previous=previous)
     examples = examples.with_columns(pl.Series("tokens", stats.tokens, dtype=pl.Int64))
     train, evals = examples.filter(~pl.col("is_eval")), examples.filter(pl.col("is_eval"))
 
@@ -33,6 +49,7 @@ def sft_dataset(cleaned_posts: Path, base_model: Path, model_profile: ModelProfi
         sft.write_jsonl(folder / "train.jsonl", train)
         sft.write_jsonl(folder / "eval.jsonl", evals)
         examples.drop("body").write_parquet(folder / "examples.parquet")
+        (folder / COUNTED_WITH).write_text(tokenizer_revision)
     path = artifacts.store.current("sft_dataset")
 
     hist = sft.length_histogram(stats.tokens, settings.max_length)
@@ -47,6 +64,7 @@ def sft_dataset(cleaned_posts: Path, base_model: Path, model_profile: ModelProfi
             "eval_examples": evals.height,
             "train_tokens": int(train["tokens"].sum()),
             "eval_tokens": int(evals["tokens"].sum()),
+            "token_counts_reused": int(examples["example_key"].is_in(list(previous or {})).sum()),
             "mean_tokens_per_example": round(stats.total / max(len(stats.tokens), 1), 1),
             "max_length": settings.max_length,
             "tokens_lost_to_truncation": stats.lost_to_truncation,

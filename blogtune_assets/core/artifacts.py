@@ -3,13 +3,15 @@
 Every asset writes into ``<home>/<asset>/.tmp-*`` and only a finished folder is
 renamed to ``<home>/<asset>/<version>/``; ``current`` is a symlink swapped with
 one ``os.replace``. A crash therefore leaves at most a ``.tmp-*`` folder, which
-no reader ever follows.
+no reader ever follows; the next publish of that asset deletes those whose
+writing process is gone (each holds an ``.owner`` file: host and pid).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -17,6 +19,17 @@ from pathlib import Path
 from typing import Iterator
 
 CURRENT = "current"
+OWNER = ".owner"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 class ArtifactNotFound(FileNotFoundError):
@@ -36,13 +49,16 @@ class ArtifactStore:
         """Yield an empty folder; publish it as a new version only if the block succeeds."""
         root = self.asset_dir(asset)
         root.mkdir(parents=True, exist_ok=True)
+        self._remove_orphans(root)
         tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
         tmp.mkdir()
+        (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
         try:
             yield tmp
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        (tmp / OWNER).unlink()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         final = root / (f"{stamp}-{tag}" if tag else stamp)
         os.replace(tmp, final)
@@ -67,6 +83,20 @@ class ArtifactStore:
         tmp_link = root / f".{CURRENT}-{uuid.uuid4().hex[:8]}"
         os.symlink(name, tmp_link)
         os.replace(tmp_link, root / CURRENT)
+
+    @staticmethod
+    def _remove_orphans(root: Path) -> None:
+        """Temporary folders of killed writers (SIGKILL skips their cleanup) on this host.
+
+        Another host's writer (a shared volume on Kubernetes) cannot be checked, so it is left alone.
+        """
+        for tmp in root.glob(".tmp-*"):
+            try:
+                host, pid = (tmp / OWNER).read_text().split()
+            except (OSError, ValueError):
+                continue
+            if host == socket.gethostname() and not _alive(int(pid)):
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def _prune(self, root: Path) -> None:
         current = (root / CURRENT).resolve()

@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
+import uuid
 from pathlib import Path
 
 from safetensors import safe_open
@@ -21,6 +24,8 @@ from blogtune_assets.profiles import SAMPLE_BLOG, Profile
 MANIFEST = "manifest.json"
 # What a base needs, and nothing that runs code: weights only as safetensors.
 HUB_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
+# Weights torch.load unpickles; named in the error when a local base holds only these.
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl"}
 
 
 class BaseModelUnavailable(RuntimeError):
@@ -31,6 +36,7 @@ def hub_snapshot(repo_id: str) -> tuple[Path, str]:
     """A hub model's local folder through the Hugging Face cache (HF_HOME, HF_TOKEN), and its revision."""
     local = Path(repo_id).expanduser()
     if local.is_dir():
+        require_safetensors(local, repo_id)
         return local.resolve(), f"local:{folder_hash(local)}"
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
@@ -44,9 +50,21 @@ def hub_snapshot(repo_id: str) -> tuple[Path, str]:
             f"(`hf download {repo_id}`) with the same HF_HOME, or set BLOGTUNE_BASE_MODEL / "
             f"BLOGTUNE_MERGE_BASE_MODEL to a local folder. The offline default is BLOGTUNE_PROFILE=tiny."
         ) from err
-    if not list(folder.glob("*.safetensors")):
-        raise BaseModelUnavailable(f"'{repo_id}' has no safetensors weights; blogtune loads nothing else")
+    require_safetensors(folder, repo_id)
     return folder, folder.name  # snapshot folders are named by commit hash
+
+
+def require_safetensors(folder: Path, model_id: str) -> None:
+    """A pickle checkpoint (pytorch_model.bin, .pt) runs code when it is loaded; safetensors cannot."""
+    if list(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    holds = f"only pickle checkpoints ({', '.join(pickles)}), which can run code when loaded" if pickles else "no weights"
+    raise BaseModelUnavailable(
+        f"base model '{model_id}' has no safetensors weights, it holds {holds}. blogtune loads safetensors only: "
+        f"convert it (save_pretrained(..., safe_serialization=True)) or set BLOGTUNE_BASE_MODEL / "
+        f"BLOGTUNE_MERGE_BASE_MODEL to a model that ships safetensors."
+    )
 
 
 def folder_hash(folder: Path) -> str:
@@ -61,8 +79,8 @@ def folder_hash(folder: Path) -> str:
 
 def describe(folder: Path) -> dict:
     """Facts about a checkpoint read from its config and tokenizer, without loading weights."""
-    config = AutoConfig.from_pretrained(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     shards = sorted(folder.glob("*.safetensors"))
     weights = sum(p.stat().st_size for p in shards)
     return {
@@ -110,8 +128,8 @@ def resolve_base(profile: Profile, out_dir: Path, train_id: str | None = None, m
     """Write manifest.json (and, for the tiny profile, the model itself) into out_dir."""
     if profile.embedded:
         model_dir = out_dir / "model"
-        stats = build_tiny_model(SAMPLE_BLOG, model_dir, log=log)
         key = build_key(SAMPLE_BLOG)
+        stats = _tiny_model_via_cache(key, model_dir, log)
         # Relative: the folder is renamed when it is published.
         entry = {"id": "blogtune/tiny-qwen3", "path": "model", "revision": f"build:{key}"}
         manifest = {"profile": profile.name, "build_key": key, "train_base": entry, "merge_base": entry, "pretraining": stats}
@@ -131,6 +149,28 @@ def resolve_base(profile: Profile, out_dir: Path, train_id: str | None = None, m
     return manifest
 
 
+def _tiny_model_via_cache(key: str, model_dir: Path, log) -> dict:
+    """The embedded model, built once per machine: the build is seeded, so its key names its result.
+
+    BLOGTUNE_CACHE (default ~/.cache/blogtune) holds it; every BLOGTUNE_HOME, test session and CI
+    run on the machine then copies it instead of pretraining again (about a minute on 2 cores).
+    """
+    cached = Path(os.environ.get("BLOGTUNE_CACHE", "~/.cache/blogtune")).expanduser() / "tiny_base" / key
+    if (cached / "stats.json").is_file():
+        shutil.copytree(cached / "model", model_dir)
+        log(f"embedded model {key} copied from {cached}")
+        return {**json.loads((cached / "stats.json").read_text()), "copied_from_machine_cache": True}
+    stats = build_tiny_model(SAMPLE_BLOG, model_dir, log=log)
+    staging = cached.parent / f".tmp-{uuid.uuid4().hex[:12]}"
+    shutil.copytree(model_dir, staging / "model")
+    (staging / "stats.json").write_text(json.dumps(stats))
+    try:
+        os.replace(staging, cached)
+    except OSError:  # another process cached the same build first
+        shutil.rmtree(staging, ignore_errors=True)
+    return stats
+
+
 def read_manifest(folder: Path) -> dict:
     """The manifest with every base path made absolute."""
     manifest = json.loads((folder / MANIFEST).read_text())
@@ -141,4 +181,4 @@ def read_manifest(folder: Path) -> dict:
 
 def load_tokenizer(base_folder: Path):
     """The tokenizer every stage uses: the training base's."""
-    return AutoTokenizer.from_pretrained(read_manifest(base_folder)["train_base"]["path"])
+    return AutoTokenizer.from_pretrained(read_manifest(base_folder)["train_base"]["path"], trust_remote_code=False)

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate.utils import broadcast_object_list
 from datasets import DatasetDict, load_dataset
 from peft import LoraConfig, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PrinterCallback, TrainerCallback
 from transformers.integrations import TensorBoardCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
+from blogtune_assets.core.checkpoints import CHECKPOINT, newest_complete_checkpoint
 from blogtune_assets.core.device import Device
 from blogtune_assets.profiles import TrainSettings
 
@@ -47,6 +48,8 @@ def load_train_model(base_dir: Path, device: Device):
         model = AutoModelForCausalLM.from_pretrained(
             base_dir,
             dtype=device.torch_dtype,
+            use_safetensors=True,
+            trust_remote_code=False,
             # One full copy per data-parallel process, each on its own GPU.
             device_map={"": int(os.environ.get("LOCAL_RANK", 0))},
             quantization_config=None
@@ -59,7 +62,7 @@ def load_train_model(base_dir: Path, device: Device):
             ),
         )
         return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    return AutoModelForCausalLM.from_pretrained(base_dir, dtype=device.torch_dtype)
+    return AutoModelForCausalLM.from_pretrained(base_dir, dtype=device.torch_dtype, use_safetensors=True, trust_remote_code=False)
 
 
 def lora_config(settings: TrainSettings) -> LoraConfig:
@@ -134,6 +137,15 @@ class ProgressCallback(TrainerCallback):
         self.emit(" · ".join(parts))
 
 
+def _agree_across_processes(trainer, resume_from: Path | None, checkpoint_dir: Path) -> Path | None:
+    """Rank 0 judged (and cleaned up) the checkpoints; every process resumes from its choice."""
+    if trainer.args.world_size == 1:
+        return resume_from
+    choice = [resume_from.name if resume_from else ""]
+    broadcast_object_list(choice, from_process=0)
+    return checkpoint_dir / choice[0] if choice[0] else None
+
+
 @dataclass
 class TrainResult:
     metrics: dict
@@ -149,10 +161,43 @@ def train_lora(
     device: Device,
     emit: Callable[[str], None] = print,
 ) -> TrainResult:
+    """_train_lora, with a CUDA out-of-memory (loading, evaluating or training) turned into what to change."""
+    try:
+        return _train_lora(base_dir, dataset_dir, checkpoint_dir, out_dir, settings, device, emit)
+    except torch.OutOfMemoryError as err:
+        raise RuntimeError(out_of_memory_advice(settings, err)) from err
+
+
+def out_of_memory_advice(settings: TrainSettings, err: torch.OutOfMemoryError) -> str:
+    batch, accumulation = settings.per_device_train_batch_size, settings.gradient_accumulation_steps
+    smaller_batch = (
+        f"per_device_train_batch_size {batch} → {batch // 2} with gradient_accumulation_steps "
+        f"{accumulation} → {accumulation * 2} (the same effective batch), or "
+        if batch > 1
+        else ""
+    )
+    return (
+        f"out of GPU memory while training: {str(err).splitlines()[0]}\n"
+        f"Make a training step smaller in the lora_adapter run config (TrainConfig): {smaller_batch}"
+        f"max_length {settings.max_length} → {settings.max_length // 2} (longer examples are truncated), e.g.\n"
+        f"ops:\n  lora_adapter:\n    config: {{per_device_train_batch_size: {max(1, batch // 2)}, "
+        f"gradient_accumulation_steps: {accumulation * 2 if batch > 1 else accumulation}, max_length: {settings.max_length // 2}}}"
+    )
+
+
+def _train_lora(
+    base_dir: Path,
+    dataset_dir: Path,
+    checkpoint_dir: Path,
+    out_dir: Path,
+    settings: TrainSettings,
+    device: Device,
+    emit: Callable[[str], None],
+) -> TrainResult:
     """Train, resuming from the newest checkpoint in checkpoint_dir if a previous run stopped."""
     torch.manual_seed(settings.seed)
     data = load_sft_split(dataset_dir)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
     model = load_train_model(base_dir, device)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     trainer = SFTTrainer(
@@ -173,10 +218,11 @@ def train_lora(
     base_eval = trainer.evaluate(metric_key_prefix="base")
     # Per-batch train losses are noisy at batch 2; the whole train split before and after is not.
     base_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="base_train")
-    resume_from = get_last_checkpoint(str(checkpoint_dir))
+    resume_from = newest_complete_checkpoint(checkpoint_dir, emit) if trainer.is_world_process_zero() else None
+    resume_from = _agree_across_processes(trainer, resume_from, checkpoint_dir)
     if resume_from:
         emit(f"resuming from {resume_from}")
-    train_output = trainer.train(resume_from_checkpoint=resume_from)
+    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final_eval = trainer.evaluate()
     final_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="train_split")
     trainer.save_model(str(out_dir))
@@ -200,6 +246,7 @@ def train_lora(
         "quantization": f"{QLORA}, {device.dtype} compute" if device.qlora else CPU_NO_QLORA,
         "device": device.kind,
         "processes": trainer.args.world_size,
-        "resumed_from_checkpoint": Path(resume_from).name if resume_from else "",
+        "resumed_from_checkpoint": resume_from.name if resume_from else "",
+        "resumed_from_step": int(CHECKPOINT.match(resume_from.name)[1]) if resume_from else 0,
     }
     return TrainResult(metrics=metrics, log_history=history)
