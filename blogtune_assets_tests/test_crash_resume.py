@@ -23,12 +23,20 @@ STEPS = 8
 RUN_CONFIG = {"ops": {"lora_adapter": {"config": {"max_steps": STEPS, "save_steps": 2, "logging_steps": 1, "max_length": 256}}}}
 
 
-def _training_pids() -> list[int]:
-    """torchrun and its worker: every process whose command line runs blogtune's training module."""
+def _training_pids(home: Path) -> list[int]:
+    """torchrun and its worker of this test: they run blogtune's training module with this BLOGTUNE_HOME.
+
+    Other training runs on the machine (another test session, a user's demo) are left alone.
+    """
+    ours = f"BLOGTUNE_HOME={home}".encode()
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and b"blogtune_assets.train_process" in (proc / "cmdline").read_bytes():
+            if (
+                proc.name.isdigit()
+                and b"blogtune_assets.train_process" in (proc / "cmdline").read_bytes()
+                and ours in (proc / "environ").read_bytes().split(b"\0")
+            ):
                 pids.append(int(proc.name))
         except OSError:
             continue
@@ -61,7 +69,9 @@ def test_sigkill_mid_training_then_retry_resumes_and_finishes(home, sample_datas
         while not list(checkpoints.glob("*/checkpoint-4/trainer_state.json")):
             assert time.monotonic() < deadline and run.is_alive(), "training never reached checkpoint-4"
             time.sleep(0.2)
-        for pid in _training_pids():
+        pids = _training_pids(home)
+        assert pids, "no training process of this test found"
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)
         run.join(timeout=300)
         assert not outcome["result"].success
