@@ -8,6 +8,7 @@ from transformers import AutoTokenizer
 
 from blogtune_assets.assets.metadata import md_table
 from blogtune_assets.core.base_model import read_manifest
+from blogtune_assets.core.disk import ensure_free_space, gguf_bytes
 from blogtune_assets.core.gguf_export import convert_to_gguf, quantize_q4_k_m, summarize
 from blogtune_assets.core.gguf_verify import (
     generate_posts,
@@ -46,6 +47,7 @@ def gguf_q4km(
     max_length = profile.train.max_length
     manifest = read_manifest(base_model)
     evals = read_jsonl(sft_dataset / "eval.jsonl")
+    ensure_free_space(artifacts.store.home, gguf_bytes(merged_model), "gguf_q4km")
     with artifacts.store.new_version("gguf_q4km") as folder:
         converted = convert_to_gguf(merged_model, folder / BF16_NAME, name=f"blogtune-{profile.name}", base_model=manifest["merge_base"]["id"])
         quant_seconds = quantize_q4_k_m(folder / BF16_NAME, folder / Q4_NAME)

@@ -11,6 +11,7 @@ import dagster as dg
 from blogtune_assets.assets.metadata import loss_curve_md, md_table
 from blogtune_assets.compute import HEAVY
 from blogtune_assets.core.base_model import read_manifest, resolve_base
+from blogtune_assets.core.disk import ensure_free_space, lora_training_bytes, merged_model_bytes
 from blogtune_assets.core.merge import merge_adapter
 from blogtune_assets.core.model_card import write_model_card
 from blogtune_assets.core.sft import read_jsonl
@@ -114,6 +115,7 @@ def lora_adapter(
     # Same data, base and recipe → same folder, so a rerun after a crash resumes there.
     checkpoints = store.asset_dir("lora_adapter") / ".checkpoints" / _run_key(sft_dataset, base_model, settings)
     checkpoints.mkdir(parents=True, exist_ok=True)
+    ensure_free_space(store.home, lora_training_bytes(Path(manifest["train_base"]["path"]), settings.lora_r), "lora_adapter")
 
     with store.new_version("lora_adapter") as folder:
         request = TrainRequest(
@@ -168,6 +170,7 @@ def merged_model(
     manifest = read_manifest(base_model)
     evals = read_jsonl(sft_dataset / "eval.jsonl")[:SIDE_BY_SIDE_TITLES]
     titles = [e["conversations"][0]["content"] for e in evals]
+    ensure_free_space(artifacts.store.home, merged_model_bytes(Path(manifest["merge_base"]["path"])), "merged_model")
     with artifacts.store.new_version("merged_model") as folder:
         result = merge_adapter(
             Path(manifest["merge_base"]["path"]),
