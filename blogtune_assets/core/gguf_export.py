@@ -80,7 +80,7 @@ def _add_hparams(writer: gguf.GGUFWriter, config) -> None:
 
 
 def _add_tokenizer(writer: gguf.GGUFWriter, model_dir: Path, vocab_size: int) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
     spec = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
     if spec["model"]["type"] != "BPE":
         raise UnsupportedArchitecture(f"tokenizer model {spec['model']['type']} is not byte-level BPE")
@@ -114,7 +114,7 @@ def _add_tokenizer(writer: gguf.GGUFWriter, model_dir: Path, vocab_size: int) ->
 
 def convert_to_gguf(model_dir: Path, out_path: Path, name: str, base_model: str = "") -> ConvertResult:
     started = time.monotonic()
-    config = AutoConfig.from_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
     architecture = (config.architectures or ["?"])[0]
     if architecture not in SUPPORTED:
         raise UnsupportedArchitecture(

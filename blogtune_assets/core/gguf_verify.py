@@ -42,7 +42,8 @@ def gguf_greedy(llm, prompt: list[int], n: int) -> list[int]:
 @torch.no_grad()
 def hf_greedy_at_bf16(model_dir: Path, prompt: list[int], n: int) -> list[int]:
     """The merged model with its weights rounded to bf16 (the GGUF's precision), computed in fp32."""
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).to(torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, use_safetensors=True, trust_remote_code=False)
+    model = model.to(torch.float32).eval()
     ids = torch.tensor([prompt])
     out = model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0)
     return out[0, len(prompt) :].tolist()

@@ -79,8 +79,10 @@ def merge_adapter(
     max_new_tokens: int = 64,
     device: str = "cpu",
 ) -> MergeResult:
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    base = AutoModelForCausalLM.from_pretrained(merge_base_dir, dtype=DTYPES[dtype], device_map={"": device})
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=False)
+    base = AutoModelForCausalLM.from_pretrained(
+        merge_base_dir, dtype=DTYPES[dtype], device_map={"": device}, use_safetensors=True, trust_remote_code=False
+    )
     model = PeftModel.from_pretrained(base, adapter_dir)
     model.eval()
     prompts = [chat_prompt(tokenizer, t) for t in eval_titles]
