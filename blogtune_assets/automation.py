@@ -13,7 +13,6 @@ import os
 import time
 
 import dagster as dg
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from blogtune_assets.core.artifacts import ArtifactNotFound
 from blogtune_assets.core.blog_state import BlogSnapshot, take_snapshot
@@ -24,8 +23,18 @@ SENSOR_INTERVAL_S = int(os.environ.get("BLOGTUNE_SENSOR_INTERVAL_S", "30"))
 RETRAIN_CRON = os.environ.get("BLOGTUNE_RETRAIN_CRON", "0 3 * * 0")  # Sundays 03:00
 
 
+# Queued counts too: the daemon may not have started it yet.
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
 def _run_in_progress(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES), limit=1)
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1)
     return runs[0] if runs else None
 
 

@@ -13,6 +13,7 @@ import dagster as dg
 
 from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.device import Device, resolve_device
+from blogtune_assets.core.jekyll import MAX_POST_BYTES
 from blogtune_assets.profiles import REPO_ROOT, SAMPLE_BLOG, Profile, get_profile
 
 DEFAULT_HOME = REPO_ROOT / "data" / "blogtune_home"
@@ -24,6 +25,8 @@ class BlogSource(dg.ConfigurableResource):
     blog_dir: str = str(SAMPLE_BLOG)
     # Empty means every language found (folders under _posts/, else the `lang` key).
     languages: list[str] = []
+    # BLOGTUNE_MAX_POST_BYTES: larger files are rejected unread.
+    max_post_bytes: int = MAX_POST_BYTES
 
     @property
     def path(self) -> Path:
@@ -31,7 +34,10 @@ class BlogSource(dg.ConfigurableResource):
 
 
 class ArtifactHome(dg.ConfigurableResource):
-    """BLOGTUNE_HOME: every artifact is published here, versioned and atomically."""
+    """BLOGTUNE_HOME: every artifact is published here, versioned and atomically.
+
+    BLOGTUNE_KEEP_VERSIONS: how many versions of each asset stay on disk (the current one included).
+    """
 
     home: str = str(DEFAULT_HOME)
     keep_versions: int = 3
@@ -109,8 +115,9 @@ def from_env() -> dict:
         "blog": BlogSource(
             blog_dir=os.environ.get("BLOGTUNE_BLOG_DIR", str(SAMPLE_BLOG)),
             languages=[lang.strip() for lang in languages.split(",") if lang.strip()],
+            max_post_bytes=int(os.environ.get("BLOGTUNE_MAX_POST_BYTES", str(MAX_POST_BYTES))),
         ),
-        "artifacts": ArtifactHome(home=home),
+        "artifacts": ArtifactHome(home=home, keep_versions=int(os.environ.get("BLOGTUNE_KEEP_VERSIONS", "3"))),
         "model_profile": ModelProfile(
             profile=os.environ.get("BLOGTUNE_PROFILE", "tiny"),
             base_model=os.environ.get("BLOGTUNE_BASE_MODEL", ""),

@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 import pytest
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
 
 from blogtune_assets import automation
 from blogtune_assets.assets.posts import cleaned_posts, raw_posts
@@ -109,7 +109,7 @@ def test_quiet_period_and_the_cursor_survive_a_restart(instance, blog, monkeypat
 
 def test_a_run_in_progress_is_not_duplicated(instance, blog):
     site, resources = blog
-    instance.add_run(DagsterRun(job_name="blogtune", run_id="0" * 8 + "-run-in-progress", status=DagsterRunStatus.STARTED))
+    instance.add_run(dg.DagsterRun(job_name="blogtune", run_id="0" * 8 + "-run-in-progress", status=dg.DagsterRunStatus.STARTED))
     write_post(site, *NEW_POST)
     result, _ = tick(instance, resources)
     assert isinstance(result, dg.SkipReason) and "still in progress" in result.skip_message

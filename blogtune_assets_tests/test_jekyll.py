@@ -68,7 +68,7 @@ def test_bad_files_are_rejected_with_reason(site, name, content, reason):
     scan = scan_site(site)
     assert scan.files_found == 2
     assert scan.posts["slug"].to_list() == ["good"]
-    [(path, why)] = scan.rejected.rows()
+    [(path, why)] = scan.rejected.select("path", "reason").rows()
     assert path == f"_posts/en/{name}" and reason in why
 
 

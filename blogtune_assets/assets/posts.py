@@ -47,7 +47,7 @@ def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
     """Every _posts/**.md of the blog read with its frontmatter; unreadable files are rejected with a reason."""
     previous = _previous(artifacts.store, "raw_posts", "posts.parquet")
     try:
-        scan = scan_site(blog.path, previous=previous[0] if previous else None)
+        scan = scan_site(blog.path, previous=previous[0] if previous else None, max_post_bytes=blog.max_post_bytes)
     except BlogNotFound as err:
         # A configuration mistake, not a crash: the message names the variable to fix, and retrying cannot help.
         raise dg.Failure(description=str(err), allow_retries=False) from err
