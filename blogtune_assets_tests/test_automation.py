@@ -12,7 +12,9 @@ import pytest
 from blogtune_assets import automation
 from blogtune_assets.assets.posts import cleaned_posts, raw_posts
 from blogtune_assets.automation import new_posts_sensor, weekly_retrain_schedule
-from blogtune_assets.resources import ArtifactHome, BlogSource, RetrainPolicy
+from blogtune_assets.core.artifacts import ArtifactStore
+from blogtune_assets.core.blog_state import BlogSnapshot
+from blogtune_assets.resources import ArtifactHome, ArtifactPathIOManager, BlogSource, RetrainPolicy
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
 from blogtune_assets_tests.test_data_assets import materialize_data
 
@@ -28,7 +30,12 @@ def instance():
 @pytest.fixture
 def blog(sample_blog_copy, tmp_path):
     """The sample blog with raw_posts published from it, as after a first materialization."""
-    resources = {"blog": BlogSource(blog_dir=str(sample_blog_copy)), "artifacts": ArtifactHome(home=str(tmp_path / "home"))}
+    home = str(tmp_path / "home")
+    resources = {
+        "blog": BlogSource(blog_dir=str(sample_blog_copy)),
+        "artifacts": ArtifactHome(home=home),
+        "io_manager": ArtifactPathIOManager(home=home),
+    }
     assert dg.materialize([raw_posts], resources=resources).success
     return sample_blog_copy, resources
 
@@ -150,3 +157,18 @@ def test_unchanged_posts_keep_their_data_versions(instance, blog):
     write_post(site, *NEW_POST)
     changed = versions()
     assert changed["raw_posts"] != first["raw_posts"] and changed["cleaned_posts"] != first["cleaned_posts"]
+
+
+def test_a_run_works_from_the_snapshot_raw_posts_read_and_the_sensor_sees_later_edits(instance, blog):
+    site, resources = blog  # raw_posts already read the blog
+    read = BlogSnapshot.read(ArtifactStore(resources["artifacts"].home).current("raw_posts"))
+    write_post(site, *NEW_POST)  # lands while the run goes on
+    sorted((site / "_posts" / "en").glob("*.md"))[0].unlink()  # an old post, not the new one
+
+    result = dg.materialize([raw_posts.to_source_asset(), cleaned_posts], resources=resources, instance=instance)
+    cleaned = result.asset_materializations_for_node("cleaned_posts")[0].metadata
+    assert cleaned["posts_digest"].value == read.digest  # downstream steps use what raw_posts read, not the live blog
+    assert cleaned["posts_read"].value == sum(1 for p in read.files if p.endswith(".md"))
+
+    request, _ = tick(instance, resources)
+    assert isinstance(request, dg.RunRequest)  # the change is picked up by the next tick
