@@ -23,7 +23,8 @@ NEW_POST = ("en/2026-11-01-a-new-post.md", post_text("A new post", LONG_BODY))
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    # In memory: runs and events need no files here, and nothing outlives the test.
+    with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 
