@@ -36,6 +36,20 @@ LONG_BODY = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _no_dagster_instance_leaks_between_tests():
+    """Each test starts with no Dagster defs-state storage in context.
+
+    Dagster keeps the storage of the latest instance in a ContextVar; a test instance that is
+    disposed out of order (or deleted with its temp folder) can stay there, and the next test's
+    `materialize` then fails on a deleted sqlite file or a collected instance, depending on order.
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     root = tmp_path / "site"

@@ -23,7 +23,7 @@ NEW_POST = ("en/2026-11-01-a-new-post.md", post_text("A new post", LONG_BODY))
 
 @pytest.fixture
 def instance():
-    # In memory: runs and events need no files here, and nothing outlives the test.
+    # In memory: runs and events need no files here, and nothing outlives the test (see the schedule test).
     with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
@@ -124,8 +124,11 @@ def test_a_run_in_progress_is_not_duplicated(instance, blog):
 
 
 @pytest.mark.slow
-def test_schedule_retrains_only_when_posts_changed_since_sft_dataset(sample_blog_copy, home, monkeypatch):
-    with dg.instance_for_test() as instance:
+def test_schedule_retrains_only_when_posts_changed_since_sft_dataset(sample_blog_copy, home, tmp_path, monkeypatch):
+    # In tmp_path, which outlives the test: a self-deleting test instance leaves Dagster's
+    # context-wide defs-state storage pointing into a removed folder for the next test.
+    (tmp_path / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
         context = lambda: dg.build_schedule_context(  # noqa: E731
             instance=instance, resources={"blog": BlogSource(blog_dir=str(sample_blog_copy))}
         )
