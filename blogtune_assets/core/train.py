@@ -16,6 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,22 +153,6 @@ class TrainResult:
     log_history: list[dict]
 
 
-def train_lora(
-    base_dir: Path,
-    dataset_dir: Path,
-    checkpoint_dir: Path,
-    out_dir: Path,
-    settings: TrainSettings,
-    device: Device,
-    emit: Callable[[str], None] = print,
-) -> TrainResult:
-    """_train_lora, with a CUDA out-of-memory (loading, evaluating or training) turned into what to change."""
-    try:
-        return _train_lora(base_dir, dataset_dir, checkpoint_dir, out_dir, settings, device, emit)
-    except torch.OutOfMemoryError as err:
-        raise RuntimeError(out_of_memory_advice(settings, err)) from err
-
-
 def out_of_memory_advice(settings: TrainSettings, err: torch.OutOfMemoryError) -> str:
     batch, accumulation = settings.per_device_train_batch_size, settings.gradient_accumulation_steps
     smaller_batch = (
@@ -185,68 +170,80 @@ def out_of_memory_advice(settings: TrainSettings, err: torch.OutOfMemoryError) -
     )
 
 
-def _train_lora(
+@contextmanager
+def _explained_out_of_memory(settings: TrainSettings):
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        raise RuntimeError(out_of_memory_advice(settings, err)) from err
+
+
+def train_lora(
     base_dir: Path,
     dataset_dir: Path,
     checkpoint_dir: Path,
     out_dir: Path,
     settings: TrainSettings,
     device: Device,
-    emit: Callable[[str], None],
+    emit: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train, resuming from the newest checkpoint in checkpoint_dir if a previous run stopped."""
-    torch.manual_seed(settings.seed)
-    data = load_sft_split(dataset_dir)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
-    model = load_train_model(base_dir, device)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_config(settings, checkpoint_dir, device),
-        train_dataset=data["train"],
-        eval_dataset=data["eval"],
-        processing_class=tokenizer,
-        peft_config=lora_config(settings),
-        callbacks=[ProgressCallback(emit)],
-    )
-    trainer.remove_callback(PrinterCallback)  # ProgressCallback reports instead
-    for callback in trainer.callback_handler.callbacks:
-        if isinstance(callback, TensorBoardCallback):
-            # Without this the evaluation before training opens its writer in ./runs of the cwd.
-            callback.logging_dir = str(checkpoint_dir / "runs")
-    # LoRA's B starts at zero, so before training the model *is* the base.
-    base_eval = trainer.evaluate(metric_key_prefix="base")
-    # Per-batch train losses are noisy at batch 2; the whole train split before and after is not.
-    base_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="base_train")
-    resume_from = newest_complete_checkpoint(checkpoint_dir, emit) if trainer.is_world_process_zero() else None
-    resume_from = _agree_across_processes(trainer, resume_from, checkpoint_dir)
-    if resume_from:
-        emit(f"resuming from {resume_from}")
-    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    final_eval = trainer.evaluate()
-    final_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="train_split")
-    trainer.save_model(str(out_dir))
+    """Train, resuming from the newest checkpoint in checkpoint_dir if a previous run stopped.
 
-    history = trainer.state.log_history
-    train_losses = [h["loss"] for h in history if "loss" in h]
-    tokens = max((h.get("num_tokens", 0) for h in history), default=0)
-    runtime = train_output.metrics.get("train_runtime", 0.0)
-    metrics = {
-        "final_train_loss": round(train_losses[-1], 4) if train_losses else float("nan"),
-        "eval_loss": round(final_eval["eval_loss"], 4),
-        "base_eval_loss": round(base_eval["base_loss"], 4),
-        "train_split_loss": round(final_train["train_split_loss"], 4),
-        "base_train_split_loss": round(base_train["base_train_loss"], 4),
-        "mean_token_accuracy": round(final_eval.get("eval_mean_token_accuracy", float("nan")), 4),
-        "train_runtime_s": round(runtime, 1),
-        "steps": trainer.state.global_step,
-        "train_tokens": int(tokens),
-        "train_tokens_per_s": round(tokens / runtime, 1) if runtime else 0.0,
-        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-        "quantization": f"{QLORA}, {device.dtype} compute" if device.qlora else CPU_NO_QLORA,
-        "device": device.kind,
-        "processes": trainer.args.world_size,
-        "resumed_from_checkpoint": resume_from.name if resume_from else "",
-        "resumed_from_step": int(CHECKPOINT.match(resume_from.name)[1]) if resume_from else 0,
-    }
-    return TrainResult(metrics=metrics, log_history=history)
+    A CUDA out-of-memory (loading, evaluating or training) becomes a message saying what to change.
+    """
+    with _explained_out_of_memory(settings):
+        torch.manual_seed(settings.seed)
+        data = load_sft_split(dataset_dir)
+        tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
+        model = load_train_model(base_dir, device)
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        trainer = SFTTrainer(
+            model=model,
+            args=sft_config(settings, checkpoint_dir, device),
+            train_dataset=data["train"],
+            eval_dataset=data["eval"],
+            processing_class=tokenizer,
+            peft_config=lora_config(settings),
+            callbacks=[ProgressCallback(emit)],
+        )
+        trainer.remove_callback(PrinterCallback)  # ProgressCallback reports instead
+        for callback in trainer.callback_handler.callbacks:
+            if isinstance(callback, TensorBoardCallback):
+                # Without this the evaluation before training opens its writer in ./runs of the cwd.
+                callback.logging_dir = str(checkpoint_dir / "runs")
+        # LoRA's B starts at zero, so before training the model *is* the base.
+        base_eval = trainer.evaluate(metric_key_prefix="base")
+        # Per-batch train losses are noisy at batch 2; the whole train split before and after is not.
+        base_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="base_train")
+        resume_from = newest_complete_checkpoint(checkpoint_dir, emit) if trainer.is_world_process_zero() else None
+        resume_from = _agree_across_processes(trainer, resume_from, checkpoint_dir)
+        if resume_from:
+            emit(f"resuming from {resume_from}")
+        train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        final_eval = trainer.evaluate()
+        final_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="train_split")
+        trainer.save_model(str(out_dir))
+
+        history = trainer.state.log_history
+        train_losses = [h["loss"] for h in history if "loss" in h]
+        tokens = max((h.get("num_tokens", 0) for h in history), default=0)
+        runtime = train_output.metrics.get("train_runtime", 0.0)
+        metrics = {
+            "final_train_loss": round(train_losses[-1], 4) if train_losses else float("nan"),
+            "eval_loss": round(final_eval["eval_loss"], 4),
+            "base_eval_loss": round(base_eval["base_loss"], 4),
+            "train_split_loss": round(final_train["train_split_loss"], 4),
+            "base_train_split_loss": round(base_train["base_train_loss"], 4),
+            "mean_token_accuracy": round(final_eval.get("eval_mean_token_accuracy", float("nan")), 4),
+            "train_runtime_s": round(runtime, 1),
+            "steps": trainer.state.global_step,
+            "train_tokens": int(tokens),
+            "train_tokens_per_s": round(tokens / runtime, 1) if runtime else 0.0,
+            "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+            "quantization": f"{QLORA}, {device.dtype} compute" if device.qlora else CPU_NO_QLORA,
+            "device": device.kind,
+            "processes": trainer.args.world_size,
+            "resumed_from_checkpoint": resume_from.name if resume_from else "",
+            "resumed_from_step": int(CHECKPOINT.match(resume_from.name)[1]) if resume_from else 0,
+        }
+        return TrainResult(metrics=metrics, log_history=history)
