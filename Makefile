@@ -5,7 +5,10 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.blogtune-installed
 # llama-cpp-python compiles llama.cpp on install; its wheel is built once per machine and reused.
-WHEELS      ?= $(HOME)/.cache/blogtune/wheels
+# llama.cpp compiles for the CPU it is built on (GGML_NATIVE), so the cache is keyed by the CPU's
+# feature flags: a shared home never hands one CPU a binary tuned for another.
+CPU_KEY     := $(shell (grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -m) | cksum | cut -d' ' -f1)
+WHEELS      ?= $(HOME)/.cache/blogtune/wheels/cpu-$(CPU_KEY)
 LLAMA_CPP   := llama-cpp-python==0.3.36
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 # Debian packages the tests need: the browser test drives the UI in Debian's chromium,

@@ -1,9 +1,13 @@
 """HF → GGUF → Q4_K_M on the tiny model, run in llama.cpp for real."""
 
+import json
+from pathlib import Path
+
 import gguf
+import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen3ForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen3ForCausalLM
 
 from blogtune_assets.core.gguf_export import (
     UnsupportedArchitecture,
@@ -12,16 +16,19 @@ from blogtune_assets.core.gguf_export import (
     summarize,
 )
 from blogtune_assets.core.gguf_verify import (
+    LOGIT_TOLERANCE,
+    agreement_with_hf,
+    compare_logits,
     generate_posts,
-    gguf_greedy,
-    hf_greedy_at_bf16,
+    gguf_next_token_logits,
     llama_tokenize,
     load_llama,
     perplexity,
 )
-from blogtune_assets.core.merge import chat_prompt
+from blogtune_assets.core.merge import chat_prompt, stopping
+from blogtune_assets.core.stopping import IM_END, end_of_body_prefixes, learned_to_stop, measure_stopping
 from blogtune_assets.core.modelfile import modelfile
-from blogtune_assets.core.sft import read_jsonl
+from blogtune_assets.core.sft import read_jsonl, stop_conversations
 from blogtune_assets.core.tiny_model import TinyShape, qwen3_config
 
 MIXED = "Hello 世界! 🎉 Rust: fn main() { println!(\"{}\", 2 + 3); }\n\n  中文和English混合, tabs\tand  spaces 123456 <think>"
@@ -67,14 +74,122 @@ def test_llama_cpp_loads_without_pretokenizer_warnings_and_tokenizes_like_hf(ggu
         llm.close()
 
 
-def test_bf16_gguf_reproduces_hf_greedy_tokens(ggufs, tiny_base_dir, sample_dataset):
+def _eval_texts(model_dir, dataset) -> list[str]:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return [tokenizer.apply_chat_template(e["conversations"], tokenize=False) for e in read_jsonl(dataset / "eval.jsonl")]
+
+
+def _variant(src: Path, dest: Path, edit) -> Path:
+    """A copy of the model at src with edit(model, tokenizer_spec) applied, saved like a checkpoint."""
+    model = AutoModelForCausalLM.from_pretrained(src)
+    spec = json.loads((src / "tokenizer.json").read_text())
+    with torch.no_grad():
+        edit(model, spec)
+    model.save_pretrained(dest)
+    AutoTokenizer.from_pretrained(src).save_pretrained(dest)
+    (dest / "tokenizer.json").write_text(json.dumps(spec))
+    return dest
+
+
+def _perturbed(model, spec, relative=1e-6):
+    """Every weight moved by a relative 1e-6, as another CPU's rounding would move it."""
+    generator = torch.Generator().manual_seed(0)
+    for p in model.parameters():
+        p.mul_(1 + relative * torch.randn(p.shape, generator=generator))
+
+
+def test_bf16_gguf_agrees_with_hf_within_tolerance(ggufs, tiny_base_dir, sample_dataset):
     bf16, _ = ggufs
+    result = agreement_with_hf(bf16, tiny_base_dir, _eval_texts(tiny_base_dir, sample_dataset))
+    assert result.passed, result
+    assert result.logits.decisive_positions > 0  # top-1 really was compared somewhere
+
+
+def test_logit_agreement_verdict_holds_under_a_1e_6_perturbation(ggufs, tiny_base_dir, sample_dataset, tmp_path):
+    bf16, _ = ggufs
+    texts = _eval_texts(tiny_base_dir, sample_dataset)
+    exact = agreement_with_hf(bf16, tiny_base_dir, texts)
+    moved = agreement_with_hf(bf16, _variant(tiny_base_dir, tmp_path / "moved", _perturbed), texts)
+    assert moved.passed == exact.passed is True
+    assert abs(moved.logits.max_abs_diff - exact.logits.max_abs_diff) < LOGIT_TOLERANCE / 10
+
+
+def test_logit_agreement_fails_for_a_gguf_with_two_layers_swapped(tiny_base_dir, sample_dataset, tmp_path):
+    def swap_layers(model, spec):
+        layers = model.model.layers
+        first, second = layers[1].state_dict(), layers[2].state_dict()
+        layers[1].load_state_dict(second)
+        layers[2].load_state_dict(first)
+
+    swapped = _variant(tiny_base_dir, tmp_path / "swapped", swap_layers)
+    convert_to_gguf(swapped, tmp_path / "swapped.gguf", name="swapped")
+    result = agreement_with_hf(tmp_path / "swapped.gguf", tiny_base_dir, _eval_texts(tiny_base_dir, sample_dataset))
+    assert not result.passed and result.logits.max_abs_diff > LOGIT_TOLERANCE
+
+
+def test_logit_agreement_fails_for_a_gguf_with_the_wrong_tokenizer(tiny_base_dir, sample_dataset, tmp_path):
+    def swap_two_words(model, spec):
+        vocab = spec["model"]["vocab"]
+        vocab["Ġthe"], vocab["Ġand"] = vocab["Ġand"], vocab["Ġthe"]
+
+    wrong = _variant(tiny_base_dir, tmp_path / "wrong", swap_two_words)
+    convert_to_gguf(wrong, tmp_path / "wrong.gguf", name="wrong")
+    result = agreement_with_hf(tmp_path / "wrong.gguf", tiny_base_dir, _eval_texts(tiny_base_dir, sample_dataset))
+    assert not result.passed and result.tokenization_mismatches
+
+
+def test_compare_logits_ignores_flips_only_at_near_ties():
+    reference = np.array([[1.0, 1.05, -2.0], [3.0, 0.0, 0.0]])
+    near_tie_flip = np.array([[1.04, 1.0, -2.0], [3.0, 0.0, 0.0]])
+    assert compare_logits(reference, near_tie_flip, 0.1).passed
+    decisive_flip = np.array([[1.0, 1.05, -2.0], [0.0, 3.0, 0.0]])
+    result = compare_logits(reference, decisive_flip, 0.1)
+    assert (result.decisive_positions, result.top1_disagreements, result.passed) == (1, 1, False)
+
+
+@pytest.fixture(scope="module")
+def stop_setup(tiny_base_dir, sample_dataset):
+    """Bodies the embedded base saw as ChatML in pretraining, and an untrained model of its shape as its "base"."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
-    title = read_jsonl(sample_dataset / "eval.jsonl")[0]["conversations"][0]["content"]
-    prompt = tokenizer(chat_prompt(tokenizer, title), add_special_tokens=False)["input_ids"]
-    expected = hf_greedy_at_bf16(tiny_base_dir, prompt, 24)
-    with load_llama(bf16, n_ctx=256, logits_all=True) as llm:
-        assert gguf_greedy(llm, prompt, 24) == expected
+    trains = read_jsonl(sample_dataset / "train.jsonl")
+    prefixes = end_of_body_prefixes(tokenizer, stop_conversations([], trains), max_length=1024)
+    torch.manual_seed(0)
+    untrained = Qwen3ForCausalLM(qwen3_config(TinyShape(), tokenizer)).eval()
+    im_end = tokenizer.convert_tokens_to_ids(IM_END)
+    return prefixes, im_end, untrained, stopping(untrained, prefixes, im_end)
+
+
+def _gguf_stopping(path: Path, prefixes, im_end):
+    with load_llama(path, n_ctx=1024) as llm:
+        return measure_stopping(lambda p: gguf_next_token_logits(llm, p), prefixes, im_end)
+
+
+def test_a_model_that_learned_chatml_passes_the_stop_check_in_llama_cpp(ggufs, stop_setup):
+    _, q4 = ggufs
+    prefixes, im_end, _, untrained = stop_setup
+    learned = _gguf_stopping(q4, prefixes, im_end)
+    assert learned.texts == len(prefixes) >= 8
+    assert learned_to_stop(learned, untrained)
+    assert not learned_to_stop(untrained, untrained)
+
+
+def test_stop_verdict_holds_under_a_1e_6_perturbation(tiny_base_dir, stop_setup, tmp_path):
+    prefixes, im_end, _, untrained = stop_setup
+    exact = stopping(AutoModelForCausalLM.from_pretrained(tiny_base_dir), prefixes, im_end)
+    moved = stopping(AutoModelForCausalLM.from_pretrained(_variant(tiny_base_dir, tmp_path / "moved", _perturbed)), prefixes, im_end)
+    assert learned_to_stop(moved, untrained) == learned_to_stop(exact, untrained) is True
+    assert moved.mean_log_probability == pytest.approx(exact.mean_log_probability, abs=1e-3)
+
+
+def test_stop_check_fails_when_end_of_turn_was_never_trained(tiny_base_dir, stop_setup, tmp_path):
+    prefixes, im_end, untrained_model, untrained = stop_setup
+
+    def untrain_im_end(model, spec):  # its (tied) embedding row back at initialisation
+        model.model.embed_tokens.weight[im_end] = untrained_model.model.embed_tokens.weight[im_end]
+
+    broken = _variant(tiny_base_dir, tmp_path / "no-eos", untrain_im_end)
+    convert_to_gguf(broken, tmp_path / "no-eos.gguf", name="no-eos")
+    assert not learned_to_stop(_gguf_stopping(tmp_path / "no-eos.gguf", prefixes, im_end), untrained)
 
 
 def test_q4_k_m_perplexity_stays_close_to_bf16(ggufs, tiny_base_dir, sample_dataset):

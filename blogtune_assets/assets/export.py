@@ -11,17 +11,26 @@ from blogtune_assets.core.base_model import read_manifest
 from blogtune_assets.core.disk import ensure_free_space, gguf_bytes
 from blogtune_assets.core.gguf_export import convert_to_gguf, quantize_q4_k_m, summarize
 from blogtune_assets.core.gguf_verify import (
+    LOGIT_TOLERANCE,
+    agreement_with_hf,
     generate_posts,
-    gguf_greedy,
-    hf_greedy_at_bf16,
+    gguf_next_token_logits,
     llama_tokenize,
     load_llama,
     perplexity,
 )
-from blogtune_assets.core.merge import chat_prompt
+from blogtune_assets.core.stopping import (
+    IM_END,
+    STOP_GAIN,
+    STOP_TOP1_SHARE,
+    StopStats,
+    end_of_body_prefixes,
+    learned_to_stop,
+    measure_stopping,
+)
 from blogtune_assets.core.modelfile import SAMPLING, modelfile
 from blogtune_assets.compute import HEAVY
-from blogtune_assets.core.sft import read_jsonl
+from blogtune_assets.core.sft import read_jsonl, stop_conversations
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 
 GROUP = "export"
@@ -30,7 +39,6 @@ PERPLEXITY_TEXTS = 8
 SAMPLE_TITLES = 3
 # Q4_K_M may cost at most this much perplexity relative to the bf16 file on the eval split.
 PERPLEXITY_TOLERANCE = 0.15
-GREEDY_TOKENS = 16
 
 
 @dg.asset(group_name=GROUP, kinds={"gguf", "llama.cpp"}, code_version="1", **HEAVY)
@@ -59,10 +67,14 @@ def gguf_q4km(
         for name, key in ((BF16_NAME, "bf16_perplexity"), (Q4_NAME, "q4_k_m_perplexity")):
             with load_llama(folder / name, n_ctx=max_length, logits_all=True) as llm:
                 report[key] = perplexity(llm, [llama_tokenize(llm, t) for t in rendered])
+        prefixes = end_of_body_prefixes(tokenizer, stop_conversations(evals, read_jsonl(sft_dataset / "train.jsonl")), max_length)
         with load_llama(folder / Q4_NAME, n_ctx=max_length) as llm:
-            # The Modelfile's sampling, so the proof is what an ollama user gets.
+            stops = measure_stopping(lambda p: gguf_next_token_logits(llm, p), prefixes, tokenizer.convert_tokens_to_ids(IM_END))
+            # Information, not a gate: sampled with the Modelfile's settings, as an ollama user gets them.
             titles = [e["conversations"][0]["content"] for e in evals[:SAMPLE_TITLES]]
             samples = generate_posts(llm, titles, max_length, **SAMPLING)
+        merge_report = json.loads((merged_model / "merge_report.json").read_text())
+        report["stopping"] = {"base": merge_report["base_stopping"], "merged": merge_report["tuned_stopping"], "q4_k_m": stops.as_dict()}
         report["samples"] = [s.__dict__ for s in samples]
         (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     path = artifacts.store.current("gguf_q4km")
@@ -82,6 +94,8 @@ def gguf_q4km(
             "q4_k_m_perplexity": round(report["q4_k_m_perplexity"], 3),
             "convert_seconds": round(report["convert_seconds"], 2),
             "quantize_seconds": round(report["quantize_seconds"], 2),
+            "stop_probability_q4_k_m": round(stops.geometric_mean_probability, 4),
+            "stop_top1_share_q4_k_m": round(stops.top1_share, 3),
             "modelfile": dg.MetadataValue.md(f"```\n{(path / 'Modelfile').read_text()}```"),
             "ollama_create": f"ollama create blogtune -f {path / 'Modelfile'}",
             "sample_generations": md_table(
@@ -95,19 +109,17 @@ def gguf_q4km(
 @dg.asset_check(
     asset=gguf_q4km,
     additional_ins={"merged_model": dg.AssetIn("merged_model"), "sft_dataset": dg.AssetIn("sft_dataset")},
-    description=f"The bf16 GGUF in llama.cpp reproduces the merged HF model's greedy tokens ({GREEDY_TOKENS}+).",
+    description=f"llama.cpp tokenizes the eval conversations as the HF tokenizer does, and the bf16 GGUF's "
+    f"teacher-forced logits equal the merged HF model's within {LOGIT_TOLERANCE}.",
 )
 def bf16_gguf_matches_hf(gguf_q4km: Path, merged_model: Path, sft_dataset: Path) -> dg.AssetCheckResult:
     tokenizer = AutoTokenizer.from_pretrained(merged_model)
-    title = read_jsonl(sft_dataset / "eval.jsonl")[0]["conversations"][0]["content"]
-    prompt = tokenizer(chat_prompt(tokenizer, title), add_special_tokens=False)["input_ids"]
-    expected = hf_greedy_at_bf16(merged_model, prompt, GREEDY_TOKENS)
-    with load_llama(gguf_q4km / BF16_NAME, n_ctx=len(prompt) + GREEDY_TOKENS + 8, logits_all=True) as llm:
-        got = gguf_greedy(llm, prompt, GREEDY_TOKENS)
-    same = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), len(expected))
+    texts = [tokenizer.apply_chat_template(e["conversations"], tokenize=False) for e in read_jsonl(sft_dataset / "eval.jsonl")]
+    result = agreement_with_hf(gguf_q4km / BF16_NAME, merged_model, texts)
+    logits = result.logits.__dict__ if result.logits else {}
     return dg.AssetCheckResult(
-        passed=got == expected,
-        metadata={"tokens_compared": GREEDY_TOKENS, "identical_prefix": same, "hf": str(expected), "gguf": str(got)},
+        passed=result.passed,
+        metadata={"texts": result.texts, "tokenization_mismatches": len(result.tokenization_mismatches), **logits},
     )
 
 
@@ -121,11 +133,22 @@ def q4_k_m_perplexity_close_to_bf16(gguf_q4km: Path) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=gguf_q4km, description="Generation ends at <|im_end|> instead of running to the token limit.")
-def generation_stops(gguf_q4km: Path) -> dg.AssetCheckResult:
-    samples = json.loads((gguf_q4km / "report.json").read_text())["samples"]
-    stopped = [s for s in samples if s["finish_reason"] == "stop"]
+@dg.asset_check(
+    asset=gguf_q4km,
+    description="The Q4_K_M model learned where posts end: after a post's whole body it gives <|im_end|> "
+    f"{STOP_GAIN}x the base model's probability, or makes it the most likely token after {STOP_TOP1_SHARE:.0%} of posts.",
+)
+def learned_to_stop_after_a_post(gguf_q4km: Path) -> dg.AssetCheckResult:
+    stopping = json.loads((gguf_q4km / "report.json").read_text())["stopping"]
+    tuned, base = StopStats.from_dict(stopping["q4_k_m"]), StopStats.from_dict(stopping["base"])
     return dg.AssetCheckResult(
-        passed=len(stopped) == len(samples) and bool(samples),
-        metadata={"stopped": len(stopped), "samples": len(samples), "tokens": str([s["tokens"] for s in samples])},
+        passed=learned_to_stop(tuned, base),
+        metadata={
+            "posts": tuned.texts,
+            "stop_probability_base": round(base.geometric_mean_probability, 4),
+            "stop_probability_q4_k_m": round(tuned.geometric_mean_probability, 4),
+            "gain": round(tuned.geometric_mean_probability / base.geometric_mean_probability, 3),
+            "top1_share_q4_k_m": tuned.top1_share,
+            "median_rank_q4_k_m": tuned.median_rank,
+        },
     )

@@ -14,7 +14,7 @@ from blogtune_assets.core.base_model import read_manifest, resolve_base
 from blogtune_assets.core.disk import ensure_free_space, lora_training_bytes, merged_model_bytes
 from blogtune_assets.core.merge import merge_adapter
 from blogtune_assets.core.model_card import write_model_card
-from blogtune_assets.core.sft import read_jsonl
+from blogtune_assets.core.sft import read_jsonl, stop_conversations
 from blogtune_assets.core.tiny_model import build_key
 from blogtune_assets.profiles import SAMPLE_BLOG, TrainSettings
 from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
@@ -168,7 +168,8 @@ def merged_model(
     profile = model_profile.settings
     device = accelerator.resolve()
     manifest = read_manifest(base_model)
-    evals = read_jsonl(sft_dataset / "eval.jsonl")[:SIDE_BY_SIDE_TITLES]
+    all_evals = read_jsonl(sft_dataset / "eval.jsonl")
+    evals = all_evals[:SIDE_BY_SIDE_TITLES]
     titles = [e["conversations"][0]["content"] for e in evals]
     ensure_free_space(artifacts.store.home, merged_model_bytes(Path(manifest["merge_base"]["path"])), "merged_model")
     with artifacts.store.new_version("merged_model") as folder:
@@ -178,6 +179,8 @@ def merged_model(
             folder,
             eval_conversations=[e["conversations"] for e in evals],
             eval_titles=titles,
+            stop_conversations=stop_conversations(all_evals, read_jsonl(sft_dataset / "train.jsonl")),
+            max_length=profile.train.max_length,
             dtype=profile.merge_dtype,
             device=device.kind,
         )
@@ -194,6 +197,8 @@ def merged_model(
             "size_bytes": sum(p.stat().st_size for p in path.glob("*.safetensors")),
             "max_abs_logit_diff": result.max_abs_logit_diff,
             "logit_tolerance": LOGIT_TOLERANCE[profile.merge_dtype],
+            "stop_probability_base": round(result.base_stopping["geometric_mean_probability"], 4),
+            "stop_probability_finetuned": round(result.tuned_stopping["geometric_mean_probability"], 4),
             "base_vs_finetuned": md_table(
                 ["title", "base model", "fine-tuned"],
                 zip(titles, result.base_completions, result.tuned_completions),

@@ -15,6 +15,8 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from blogtune_assets.core.stopping import IM_END, StopStats, end_of_body_prefixes, measure_stopping
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -23,6 +25,8 @@ class MergeResult:
     max_abs_logit_diff: float
     base_completions: list[str]
     tuned_completions: list[str]
+    base_stopping: dict
+    tuned_stopping: dict
 
 
 def chat_prompt(tokenizer, title: str) -> str:
@@ -69,12 +73,22 @@ def logits_for(model, tokenizer, conversations: list[list[dict]]) -> list[torch.
     return out
 
 
+@torch.no_grad()
+def stopping(model, prefixes: list[list[int]], im_end_id: int) -> StopStats:
+    def next_token_logits(tokens: list[int]):
+        return model(input_ids=torch.tensor([tokens], device=model.device)).logits[0, -1].float().cpu().numpy()
+
+    return measure_stopping(next_token_logits, prefixes, im_end_id)
+
+
 def merge_adapter(
     merge_base_dir: Path,
     adapter_dir: Path,
     out_dir: Path,
     eval_conversations: list[list[dict]],
     eval_titles: list[str],
+    stop_conversations: list[list[dict]],
+    max_length: int,
     dtype: str = "float32",
     max_new_tokens: int = 64,
     device: str = "cpu",
@@ -87,14 +101,25 @@ def merge_adapter(
     model.eval()
     prompts = [chat_prompt(tokenizer, t) for t in eval_titles]
 
+    im_end = tokenizer.convert_tokens_to_ids(IM_END)
+    stop_prefixes = end_of_body_prefixes(tokenizer, stop_conversations, max_length)
+
     adapter_logits = logits_for(model, tokenizer, eval_conversations)
     with model.disable_adapter():
         base_completions = greedy(model, tokenizer, prompts, max_new_tokens)
+        base_stopping = stopping(model, stop_prefixes, im_end)
     merged = model.merge_and_unload()
     merged_logits = logits_for(merged, tokenizer, eval_conversations)
     tuned_completions = greedy(merged, tokenizer, prompts, max_new_tokens)
+    tuned_stopping = stopping(merged, stop_prefixes, im_end)
 
     merged.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     diff = max((a - m).abs().max().item() for a, m in zip(adapter_logits, merged_logits)) if eval_conversations else 0.0
-    return MergeResult(max_abs_logit_diff=diff, base_completions=base_completions, tuned_completions=tuned_completions)
+    return MergeResult(
+        max_abs_logit_diff=diff,
+        base_completions=base_completions,
+        tuned_completions=tuned_completions,
+        base_stopping=base_stopping.as_dict(),
+        tuned_stopping=tuned_stopping.as_dict(),
+    )

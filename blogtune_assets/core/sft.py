@@ -113,6 +113,11 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def stop_conversations(evals: list[dict], trains: list[dict]) -> list[list[dict]]:
+    """Conversations whose ends the stop probability is measured at: eval posts first, then train."""
+    return [e["conversations"] for e in evals + trains]
+
+
 def length_histogram(tokens: list[int], max_length: int, bins: int = 8) -> list[tuple[str, int]]:
     """Example counts by token length, in equal-width bins up to max_length plus an overflow bin."""
     width = max(1, -(-max_length // bins))
