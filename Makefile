@@ -9,7 +9,10 @@ STAMP       := $(VENV)/.blogtune-installed
 # feature flags: a shared home never hands one CPU a binary tuned for another.
 CPU_KEY     := $(shell (grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -m) | cksum | cut -d' ' -f1)
 WHEELS      ?= $(HOME)/.cache/blogtune/wheels/cpu-$(CPU_KEY)
-LLAMA_CPP   := llama-cpp-python==0.3.36
+LLAMA_CPP_VERSION := 0.3.36
+# Its source distribution is kept too: it carries llama.cpp's copy of Qwen's vocabulary, from which
+# blogtune builds Qwen3's tokenizer offline (core/qwen3_tokenizer.py reads it from here).
+LLAMA_CPP_SDIST := $(HOME)/.cache/blogtune/sdist/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 # Debian packages the tests need: the browser test drives the UI in Debian's chromium,
 # because playwright's own browser download is not reachable from every machine; the
@@ -21,13 +24,18 @@ SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(LLAMA_CPP_SDIST):
+	mkdir -p $(dir $@)
+	python3 -m pip download --quiet --no-deps --no-binary :all: -d $(dir $@) llama-cpp-python==$(LLAMA_CPP_VERSION)
+
+$(STAMP): pyproject.toml $(LLAMA_CPP_SDIST)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	mkdir -p $(WHEELS)
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-	  $(PY) -m pip wheel --quiet --no-deps --find-links $(WHEELS) -w $(WHEELS) $(LLAMA_CPP)
+	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PY) -m pip wheel --quiet --no-deps -w $(WHEELS) $(LLAMA_CPP_SDIST)
 	$(PY) -m pip install --quiet --find-links $(WHEELS) -e '.[test]'
 	touch $(STAMP)
 

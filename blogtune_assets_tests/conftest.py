@@ -118,3 +118,11 @@ def tiny_base_dir(tiny_base_home: Path) -> Path:
     from blogtune_assets.core.base_model import read_manifest
 
     return Path(read_manifest(ArtifactStore(tiny_base_home).current("base_model"))["train_base"]["path"])
+
+
+@pytest.fixture(scope="session")
+def qwen3_tokenizer_dir() -> Path:
+    """Qwen3's real tokenizer, built offline from llama.cpp's copy of the vocabulary (cached per machine)."""
+    from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir as build
+
+    return build(log=lambda line: None)
