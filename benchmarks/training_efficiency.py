@@ -113,12 +113,13 @@ def train_mode(mode: str, model_dir: Path, dataset_dir: Path, steps: int, out: P
     config = dataclasses.replace(
         sft_config(settings, out, device), eval_strategy="no", save_strategy="no", report_to=[], logging_steps=steps, **MODES[mode]
     )
-    data = load_sft_split(dataset_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    data = load_sft_split(dataset_dir, tokenizer)
     trainer = SFTTrainer(
         model=load_train_model(model_dir, device),
         args=config,
         train_dataset=data["train"],
-        processing_class=AutoTokenizer.from_pretrained(model_dir),
+        processing_class=tokenizer,
         peft_config=lora_config(settings),
     )
     started = time.perf_counter()

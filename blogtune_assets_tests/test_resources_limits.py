@@ -65,14 +65,16 @@ def test_merged_model_and_gguf_fail_before_writing_on_a_full_disk(full_disk, hom
     assert not (home / "merged_model").exists() and not (home / "gguf_q4km").exists()
 
 
-def test_cuda_out_of_memory_says_what_to_change(monkeypatch, tmp_path):
+def test_cuda_out_of_memory_says_what_to_change(monkeypatch, tmp_path, tiny_base_dir, sample_dataset):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 23.6 GiB total capacity)")
 
-    monkeypatch.setattr(train, "load_sft_split", out_of_memory)
+    monkeypatch.setattr(train, "load_train_model", out_of_memory)
     settings = get_profile("qwen3-4b").train
     with pytest.raises(RuntimeError) as err:
-        train.train_lora(tmp_path, tmp_path, tmp_path / "ckpt", tmp_path / "out", settings, Device("cuda"), emit=lambda line: None)
+        train.train_lora(
+            tiny_base_dir, sample_dataset, tmp_path / "ckpt", tmp_path / "out", settings, Device("cuda"), emit=lambda line: None
+        )
     message = str(err.value)
     assert not isinstance(err.value, torch.OutOfMemoryError)
     assert "Tried to allocate 2.00 GiB" in message

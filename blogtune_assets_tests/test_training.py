@@ -49,8 +49,8 @@ def test_only_assistant_tokens_carry_labels(tiny_base_dir, sample_dataset, tmp_p
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(tiny_base_dir),
         args=sft_config(dataclasses.replace(QUICK, max_length=4096), tmp_path, Device("cpu")),
-        train_dataset=load_sft_split(sample_dataset)["train"],
-        eval_dataset=load_sft_split(sample_dataset)["eval"],
+        train_dataset=load_sft_split(sample_dataset, tokenizer)["train"],
+        eval_dataset=load_sft_split(sample_dataset, tokenizer)["eval"],
         processing_class=tokenizer,
         peft_config=lora_config(QUICK),
     )
@@ -99,9 +99,17 @@ def test_merged_logits_equal_adapter_logits(trained, tiny_base_dir, sample_datas
     evals = read_jsonl(sample_dataset / "eval.jsonl")[:2]
     titles = [e["conversations"][0]["content"] for e in evals]
     result = merge_adapter(
-        tiny_base_dir, adapter, tmp_path / "merged", [e["conversations"] for e in evals], titles, max_new_tokens=8
+        tiny_base_dir,
+        adapter,
+        tmp_path / "merged",
+        [e["conversations"] for e in evals],
+        titles,
+        stop_conversations=[e["conversations"] for e in read_jsonl(sample_dataset / "train.jsonl")],
+        max_length=1024,
+        max_new_tokens=8,
     )
     assert result.max_abs_logit_diff < 1e-3
+    assert result.base_stopping["texts"] == result.tuned_stopping["texts"] == 16
     assert len(result.base_completions) == len(result.tuned_completions) == len(titles)
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     assert not any("lora" in n for n, _ in merged.named_parameters())

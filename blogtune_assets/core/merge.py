@@ -15,6 +15,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.stopping import IM_END, StopStats, end_of_body_prefixes, measure_stopping
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -45,18 +46,20 @@ def stop_token_ids(tokenizer, model) -> list[int]:
 
 
 @torch.no_grad()
-def greedy(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+def greedy(model, tokenizer, titles: list[str], max_new_tokens: int) -> list[str]:
+    encoder = ChatEncoder(tokenizer)
     out = []
-    for prompt in prompts:
-        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+    for title in titles:
+        prompt = torch.tensor([encoder.prompt_ids(title)], device=model.device)
         ids = model.generate(
-            **inputs,
+            input_ids=prompt,
+            attention_mask=torch.ones_like(prompt),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             eos_token_id=stop_token_ids(tokenizer, model),
             pad_token_id=tokenizer.pad_token_id,
         )
-        out.append(tokenizer.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+        out.append(tokenizer.decode(ids[0, prompt.shape[1] :], skip_special_tokens=True))
     return out
 
 
@@ -65,11 +68,12 @@ LOGIT_TOKENS = 256
 
 @torch.no_grad()
 def logits_for(model, tokenizer, conversations: list[list[dict]]) -> list[torch.Tensor]:
-    """Logits over each whole conversation as training renders it (first LOGIT_TOKENS tokens)."""
+    """Logits over each whole conversation as training encodes it (first LOGIT_TOKENS tokens)."""
+    encoder = ChatEncoder(tokenizer)
     out = []
     for messages in conversations:
-        ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_tensors="pt")["input_ids"]
-        out.append(model(input_ids=ids[:, :LOGIT_TOKENS].to(model.device)).logits.float().cpu())
+        ids = torch.tensor([encoder.encode_messages(messages).input_ids[:LOGIT_TOKENS]], device=model.device)
+        out.append(model(input_ids=ids).logits.float().cpu())
     return out
 
 
@@ -99,18 +103,17 @@ def merge_adapter(
     )
     model = PeftModel.from_pretrained(base, adapter_dir)
     model.eval()
-    prompts = [chat_prompt(tokenizer, t) for t in eval_titles]
 
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
     stop_prefixes = end_of_body_prefixes(tokenizer, stop_conversations, max_length)
 
     adapter_logits = logits_for(model, tokenizer, eval_conversations)
     with model.disable_adapter():
-        base_completions = greedy(model, tokenizer, prompts, max_new_tokens)
+        base_completions = greedy(model, tokenizer, eval_titles, max_new_tokens)
         base_stopping = stopping(model, stop_prefixes, im_end)
     merged = model.merge_and_unload()
     merged_logits = logits_for(merged, tokenizer, eval_conversations)
-    tuned_completions = greedy(merged, tokenizer, prompts, max_new_tokens)
+    tuned_completions = greedy(merged, tokenizer, eval_titles, max_new_tokens)
     tuned_stopping = stopping(merged, stop_prefixes, im_end)
 
     merged.save_pretrained(out_dir, safe_serialization=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
+from blogtune_assets.core.chat_tokens import ChatEncoder
+
 EVAL_SIZE = 200  # as in the reference run
 MAX_EVAL_FRACTION = 0.10
 SPLIT_SEED = 42
@@ -77,17 +79,17 @@ def example_key(title: str, body: str) -> str:
 def count_tokens(
     tokenizer, conversations: list[dict], max_length: int, previous: Mapping[str, int] | None = None
 ) -> TokenStats:
-    """Tokens of each example exactly as training renders it (chat template included).
+    """Tokens of each example exactly as training encodes it (chat_tokens: markup, then plain text).
 
     `previous` maps example_key → tokens from an earlier count *with the same tokenizer*;
-    those examples are not rendered or tokenized again.
+    those examples are not tokenized again.
     """
     known = previous or {}
-    keys = [example_key(c["conversations"][0]["content"], c["conversations"][1]["content"]) for c in conversations]
+    pairs = [(c["conversations"][0]["content"], c["conversations"][1]["content"]) for c in conversations]
+    keys = [example_key(title, body) for title, body in pairs]
     todo = [i for i, key in enumerate(keys) if key not in known]
-    texts = [tokenizer.apply_chat_template(conversations[i]["conversations"], tokenize=False) for i in todo]
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-    counted = dict(zip(todo, map(len, encoded)))
+    lengths = ChatEncoder(tokenizer).lengths([pairs[i] for i in todo]) if todo else []
+    counted = dict(zip(todo, lengths))
     return TokenStats(tokens=[counted[i] if i in counted else known[key] for i, key in enumerate(keys)], max_length=max_length)
 
 

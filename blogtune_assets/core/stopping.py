@@ -2,7 +2,7 @@
 
 A sampled generation that happens to end within a token budget is luck; the next-token
 distribution at the end of real bodies is a property. Each conversation is rendered as training
-renders it and cut just before the `<|im_end|>` that closes the assistant turn. Only conversations
+encodes it and cut just before the `<|im_end|>` that closes the assistant turn. Only conversations
 that fit in the training length count: a truncated one never showed the model its end.
 """
 
@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+
+from blogtune_assets.core.chat_tokens import ChatEncoder
 
 IM_END = "<|im_end|>"
 # Fine-tuning must raise P(<|im_end|>) after a body by this factor (geometric mean over the posts)...
@@ -29,9 +31,10 @@ def end_of_body_prefixes(tokenizer, conversations: Sequence[list[dict]], max_len
 ) -> list[list[int]]:
     """Up to `limit` conversations' tokens, each cut just before the `<|im_end|>` that ends it."""
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
+    encoder = ChatEncoder(tokenizer)
     prefixes = []
     for messages in conversations:
-        tokens = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+        tokens = encoder.encode_messages(messages).input_ids
         ends = [i for i, t in enumerate(tokens) if t == im_end]
         if ends and ends[-1] < max_length:
             prefixes.append(list(tokens[: ends[-1]]))

@@ -28,6 +28,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.integrations import TensorBoardCallback
 from trl import SFTConfig, SFTTrainer
 
+from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.checkpoints import CHECKPOINT, newest_complete_checkpoint
 from blogtune_assets.core.device import Device
 from blogtune_assets.profiles import TrainSettings
@@ -36,10 +37,20 @@ CPU_NO_QLORA = "none: fp32 LoRA on CPU (bitsandbytes' 4-bit backward gives wrong
 QLORA = "nf4 4-bit base (bitsandbytes QLoRA)"
 
 
-def load_sft_split(dataset_dir: Path) -> DatasetDict:
-    """train.jsonl / eval.jsonl with the seed's `conversations` renamed to the `messages` trl expects."""
+def load_sft_split(dataset_dir: Path, tokenizer) -> DatasetDict:
+    """train.jsonl / eval.jsonl as `input_ids` and `labels` (core/chat_tokens), which trl trains on as given.
+
+    blogtune encodes the conversations itself: the format is the project's, not whatever template string
+    the base ships, and post text stays plain text (a quoted <|im_end|> cannot end the loss mask early).
+    """
     files = {"train": str(dataset_dir / "train.jsonl"), "eval": str(dataset_dir / "eval.jsonl")}
-    return load_dataset("json", data_files=files).rename_column("conversations", "messages")
+    encoder = ChatEncoder(tokenizer)
+
+    def encode(row: dict) -> dict:
+        encoded = encoder.encode_messages(row["conversations"])
+        return {"input_ids": encoded.input_ids, "labels": encoded.labels}
+
+    return load_dataset("json", data_files=files).map(encode, remove_columns=["conversations"])
 
 
 def load_train_model(base_dir: Path, device: Device):
@@ -90,7 +101,9 @@ def sft_config(settings: TrainSettings, checkpoint_dir: Path, device: Device) ->
         warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of all steps
         max_length=settings.max_length,
         packing=False,
-        assistant_only_loss=True,
+        # The labels come with the data (load_sft_split); trl's template-based masking would refuse any
+        # base whose template is not byte-identical to its bundled Qwen3 one.
+        assistant_only_loss=False,
         bf16=device.bf16,
         fp16=device.fp16,
         use_cpu=device.kind == "cpu",
@@ -193,8 +206,8 @@ def train_lora(
     """
     with _explained_out_of_memory(settings):
         torch.manual_seed(settings.seed)
-        data = load_sft_split(dataset_dir)
         tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
+        data = load_sft_split(dataset_dir, tokenizer)
         model = load_train_model(base_dir, device)
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         trainer = SFTTrainer(

@@ -1,0 +1,80 @@
+"""A title → body conversation as token ids and loss labels, with the post's text always plain text.
+
+The project owns the format it trains with, Qwen3's ChatML with the empty thinking block:
+
+    <|im_start|>user\\n{title}<|im_end|>\\n<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n{body}<|im_end|>\\n
+
+Only the assistant part (the thinking block, the body, `<|im_end|>\\n`) carries labels. It does not
+depend on the base's chat template string being byte-identical to the one trl knows; the tests prove
+that the base's template renders the same prompt for inference (`chat_prompt`).
+
+Blogs about LLMs quote `<|im_end|>`, `<|im_start|>`, `<think>` and `<|endoftext|>`. Tokenizing the
+rendered text would turn those quotes into control tokens: a post could end the loss mask early or
+inject a turn. So the markup is tokenized with its special tokens, and the title and body with the
+same BPE but no added tokens, as the plain text they are.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from tokenizers import Tokenizer
+
+PROMPT_OPEN = "<|im_start|>user\n"
+PROMPT_CLOSE = "<|im_end|>\n<|im_start|>assistant\n"
+THINKING = "<think>\n\n</think>\n\n"
+TURN_END = "<|im_end|>\n"
+IGNORE = -100  # the label of tokens without loss, as transformers expects
+
+
+def render(title: str, body: str) -> str:
+    """The training text, as a string (what the ids below decode to)."""
+    return f"{PROMPT_OPEN}{title}{PROMPT_CLOSE}{THINKING}{body}{TURN_END}"
+
+
+def prompt_text(title: str) -> str:
+    """What inference feeds the model: the training text up to the body."""
+    return f"{PROMPT_OPEN}{title}{PROMPT_CLOSE}{THINKING}"
+
+
+@dataclass(frozen=True)
+class EncodedConversation:
+    input_ids: list[int]
+    labels: list[int]
+
+
+class ChatEncoder:
+    """One tokenizer's encoder for the training format; build it once (it copies the vocabulary)."""
+
+    def __init__(self, tokenizer):
+        spec = json.loads(tokenizer.backend_tokenizer.to_str())
+        spec["added_tokens"] = []  # the same BPE with no added tokens: no text can become a control token
+        self._plain = Tokenizer.from_str(json.dumps(spec))
+        self._markup = {m: tokenizer(m, add_special_tokens=False)["input_ids"] for m in (PROMPT_OPEN, PROMPT_CLOSE, THINKING, TURN_END)}
+
+    def plain_ids(self, text: str) -> list[int]:
+        return self._plain.encode(text, add_special_tokens=False).ids
+
+    def encode(self, title: str, body: str) -> EncodedConversation:
+        return self._assemble(self.plain_ids(title), self.plain_ids(body))
+
+    def encode_messages(self, messages: list[dict]) -> EncodedConversation:
+        """A stored [user, assistant] conversation (a line of sft_dataset's JSONL)."""
+        user, assistant = messages
+        return self.encode(user["content"], assistant["content"])
+
+    def prompt_ids(self, title: str) -> list[int]:
+        return self._markup[PROMPT_OPEN] + self.plain_ids(title) + self._markup[PROMPT_CLOSE] + self._markup[THINKING]
+
+    def lengths(self, pairs: list[tuple[str, str]]) -> list[int]:
+        """Token counts of many (title, body) conversations, batched through the fast tokenizer."""
+        fixed = sum(len(ids) for ids in self._markup.values())
+        titles = self._plain.encode_batch([t for t, _ in pairs], add_special_tokens=False)
+        bodies = self._plain.encode_batch([b for _, b in pairs], add_special_tokens=False)
+        return [fixed + len(t.ids) + len(b.ids) for t, b in zip(titles, bodies)]
+
+    def _assemble(self, title: list[int], body: list[int]) -> EncodedConversation:
+        prompt = self._markup[PROMPT_OPEN] + title + self._markup[PROMPT_CLOSE]
+        answer = self._markup[THINKING] + body + self._markup[TURN_END]
+        return EncodedConversation(input_ids=prompt + answer, labels=[IGNORE] * len(prompt) + answer)
