@@ -31,7 +31,7 @@ def test_whole_graph_on_the_sample_blog(home, monkeypatch):
     export = meta["gguf_q4km"]
     assert export["quant_type"] == "Q4_K_M" and export["file_type"] == 15
     assert export["tensors_q4_k"] > 0 and export["tensors_q6_k"] > 0
-    assert export["q4_k_m_perplexity"] <= export["bf16_perplexity"] * 1.15
+    assert export["q4_k_m_perplexity"] <= export["intermediate_perplexity"] * 1.15
     assert "ollama create" in export["ollama_create"] and "generated body" in export["sample_generations"]
     assert merged["stop_probability_finetuned"] > merged["stop_probability_base"]
     assert (home / "gguf_q4km" / "current" / "Modelfile").exists()

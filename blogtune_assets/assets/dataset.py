@@ -1,15 +1,15 @@
 """sft_dataset: title → body conversations, a stable seeded split, measured in tokens."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from transformers import AutoTokenizer
 
 from blogtune_assets.assets.metadata import bar_chart_md, md_table
 from blogtune_assets.core import sft
-from blogtune_assets.core.base_model import load_tokenizer, read_manifest
+from blogtune_assets.core.base_model import counting_tokenizer
+from blogtune_assets.core.gpu_cost import training_hours
 from blogtune_assets.core.blog_state import BlogSnapshot
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 
@@ -31,14 +31,18 @@ def _previous_counts(store, tokenizer_revision: str) -> dict[str, int] | None:
 
 
 @dg.asset(group_name="data", kinds={"json"}, code_version="1")
-def sft_dataset(cleaned_posts: Path, base_model: Path, model_profile: ModelProfile, artifacts: ArtifactHome) -> dg.Output[Path]:
+def sft_dataset(
+    context: dg.AssetExecutionContext, cleaned_posts: Path, model_profile: ModelProfile, artifacts: ArtifactHome
+) -> dg.Output[Path]:
     """Each kept post as a user (title) → assistant (body) conversation, split train/eval by a seeded hash of the title."""
     profile = model_profile.settings
     settings = profile.train
     cleaned = pl.read_parquet(cleaned_posts / "posts.parquet")
     examples = sft.build_examples(cleaned, seed=settings.seed, eval_size=settings.eval_size)
-    tokenizer = load_tokenizer(base_model)  # counts are in the tokens the model will train on
-    tokenizer_revision = read_manifest(base_model)["train_base"]["revision"]
+    # Counts are in the tokens the model will train on, found without fetching any weights.
+    counting = counting_tokenizer(profile, model_profile.base_model, log=context.log.info)
+    tokenizer = AutoTokenizer.from_pretrained(counting.folder, trust_remote_code=False)
+    tokenizer_revision = counting.revision
     conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
     previous = _previous_counts(artifacts.store, tokenizer_revision)
     stats = sft.count_tokens(tokenizer, conversations, settings.max_length, previous=previous)
@@ -67,6 +71,11 @@ def sft_dataset(cleaned_posts: Path, base_model: Path, model_profile: ModelProfi
             "token_counts_reused": int(examples["example_key"].is_in(list(previous or {})).sum()),
             "mean_tokens_per_example": round(stats.total / max(len(stats.tokens), 1), 1),
             "max_length": settings.max_length,
+            "tokenizer": f"{counting.source} ({len(tokenizer):,} tokens)",
+            "gpu_hours_estimate": md_table(
+                ["GPU", f"hours for {settings.num_train_epochs:g} epochs", "throughput from"],
+                [(gpu, round(hours, 2), source) for gpu, hours, source in training_hours(stats.total, settings.num_train_epochs)],
+            ),
             "tokens_lost_to_truncation": stats.lost_to_truncation,
             "examples_truncated": stats.truncated_examples,
             "length_histogram": bar_chart_md(

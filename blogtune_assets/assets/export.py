@@ -8,14 +8,15 @@ from transformers import AutoTokenizer
 
 from blogtune_assets.assets.metadata import md_table
 from blogtune_assets.core.base_model import read_manifest
+from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.disk import ensure_free_space, gguf_bytes
-from blogtune_assets.core.gguf_export import convert_to_gguf, quantize_q4_k_m, summarize
+from blogtune_assets.core.gguf_export import convert_to_gguf, intermediate_type, quantize_q4_k_m, summarize
 from blogtune_assets.core.gguf_verify import (
     LOGIT_TOLERANCE,
     agreement_with_hf,
     generate_posts,
+    gguf_metadata_mismatches,
     gguf_next_token_logits,
-    llama_tokenize,
     load_llama,
     perplexity,
 )
@@ -34,14 +35,14 @@ from blogtune_assets.core.sft import read_jsonl, stop_conversations
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 
 GROUP = "export"
-BF16_NAME, Q4_NAME = "model-bf16.gguf", "model-Q4_K_M.gguf"
+Q4_NAME = "model-Q4_K_M.gguf"
 PERPLEXITY_TEXTS = 8
 SAMPLE_TITLES = 3
-# Q4_K_M may cost at most this much perplexity relative to the bf16 file on the eval split.
+# Q4_K_M may cost at most this much perplexity relative to the F16/BF16 file on the eval split.
 PERPLEXITY_TOLERANCE = 0.15
 
 
-@dg.asset(group_name=GROUP, kinds={"gguf", "llama.cpp"}, code_version="1", **HEAVY)
+@dg.asset(group_name=GROUP, kinds={"gguf", "llama.cpp"}, code_version="2", **HEAVY)
 def gguf_q4km(
     context: dg.AssetExecutionContext,
     merged_model: Path,
@@ -50,23 +51,34 @@ def gguf_q4km(
     model_profile: ModelProfile,
     artifacts: ArtifactHome,
 ) -> dg.Output[Path]:
-    """The merged model as a bf16 GGUF, quantized to Q4_K_M by llama.cpp, with an ollama Modelfile and sample posts."""
+    """The merged model as an F16 or BF16 GGUF (its own precision, as llama.cpp's converter picks), quantized to
+    Q4_K_M by llama.cpp, with an ollama Modelfile and sample posts."""
     profile = model_profile.settings
     max_length = profile.train.max_length
     manifest = read_manifest(base_model)
     evals = read_jsonl(sft_dataset / "eval.jsonl")
     ensure_free_space(artifacts.store.home, gguf_bytes(merged_model), "gguf_q4km")
+    intermediate = intermediate_type(merged_model)
+    intermediate_name = f"model-{intermediate.label}.gguf"
     with artifacts.store.new_version("gguf_q4km") as folder:
-        converted = convert_to_gguf(merged_model, folder / BF16_NAME, name=f"blogtune-{profile.name}", base_model=manifest["merge_base"]["id"])
-        quant_seconds = quantize_q4_k_m(folder / BF16_NAME, folder / Q4_NAME)
+        converted = convert_to_gguf(merged_model, folder / intermediate_name, name=f"blogtune-{profile.name}", base_model=manifest["merge_base"]["id"])
+        quant_seconds = quantize_q4_k_m(folder / intermediate_name, folder / Q4_NAME)
         (folder / "Modelfile").write_text(modelfile(Q4_NAME, max_length))
         texts = [e["conversations"] for e in evals[:PERPLEXITY_TEXTS]]
-        report = {"convert_seconds": converted.seconds, "quantize_seconds": quant_seconds}
+        # The checks open the intermediate file by this name.
+        report = {
+            "intermediate_file": intermediate_name,
+            "intermediate_type": intermediate.label,
+            "convert_seconds": converted.seconds,
+            "quantize_seconds": quant_seconds,
+        }
         tokenizer = AutoTokenizer.from_pretrained(merged_model)
-        rendered = [tokenizer.apply_chat_template(c, tokenize=False) for c in texts]
-        for name, key in ((BF16_NAME, "bf16_perplexity"), (Q4_NAME, "q4_k_m_perplexity")):
+        # Encoded as training encodes them: post text that quotes control tokens stays text.
+        encoder = ChatEncoder(tokenizer)
+        token_lists = [encoder.encode_messages(c).input_ids for c in texts]
+        for name, key in ((intermediate_name, "intermediate_perplexity"), (Q4_NAME, "q4_k_m_perplexity")):
             with load_llama(folder / name, n_ctx=max_length, logits_all=True) as llm:
-                report[key] = perplexity(llm, [llama_tokenize(llm, t) for t in rendered])
+                report[key] = perplexity(llm, token_lists)
         prefixes = end_of_body_prefixes(tokenizer, stop_conversations(evals, read_jsonl(sft_dataset / "train.jsonl")), max_length)
         with load_llama(folder / Q4_NAME, n_ctx=max_length) as llm:
             stops = measure_stopping(lambda p: gguf_next_token_logits(llm, p), prefixes, tokenizer.convert_tokens_to_ids(IM_END))
@@ -87,10 +99,12 @@ def gguf_q4km(
             "size_bytes": q4.size_bytes,
             "bits_per_weight": round(q4.bits_per_weight, 3),
             "quant_type": "Q4_K_M",
+            "intermediate_type": intermediate.label,
+            "intermediate_path": dg.MetadataValue.path(str(path / intermediate_name)),
             "file_type": q4.file_type,
             "tensor_types": md_table(["type", "tensors"], sorted(q4.tensor_types.items())),
             **{f"tensors_{t.lower()}": n for t, n in q4.tensor_types.items()},
-            "bf16_perplexity": round(report["bf16_perplexity"], 3),
+            "intermediate_perplexity": round(report["intermediate_perplexity"], 3),
             "q4_k_m_perplexity": round(report["q4_k_m_perplexity"], 3),
             "convert_seconds": round(report["convert_seconds"], 2),
             "quantize_seconds": round(report["quantize_seconds"], 2),
@@ -109,27 +123,40 @@ def gguf_q4km(
 @dg.asset_check(
     asset=gguf_q4km,
     additional_ins={"merged_model": dg.AssetIn("merged_model"), "sft_dataset": dg.AssetIn("sft_dataset")},
-    description=f"llama.cpp tokenizes the eval conversations as the HF tokenizer does, and the bf16 GGUF's "
-    f"teacher-forced logits equal the merged HF model's within {LOGIT_TOLERANCE}.",
+    description=f"Both GGUF files carry the merged HF model's special token ids and hyperparameters; llama.cpp "
+    f"tokenizes the eval conversations and a fixed English+Chinese probe as the HF tokenizer does; and the "
+    f"F16/BF16 GGUF's teacher-forced logits equal the merged HF model's within {LOGIT_TOLERANCE}.",
 )
-def bf16_gguf_matches_hf(gguf_q4km: Path, merged_model: Path, sft_dataset: Path) -> dg.AssetCheckResult:
+def gguf_matches_hf(gguf_q4km: Path, merged_model: Path, sft_dataset: Path) -> dg.AssetCheckResult:
+    intermediate_name = json.loads((gguf_q4km / "report.json").read_text())["intermediate_file"]
+    mismatches = [
+        (name, m.key, str(m.in_gguf), str(m.in_hf))
+        for name in (intermediate_name, Q4_NAME)
+        for m in gguf_metadata_mismatches(gguf_q4km / name, merged_model)
+    ]
     tokenizer = AutoTokenizer.from_pretrained(merged_model)
     texts = [tokenizer.apply_chat_template(e["conversations"], tokenize=False) for e in read_jsonl(sft_dataset / "eval.jsonl")]
-    result = agreement_with_hf(gguf_q4km / BF16_NAME, merged_model, texts)
+    result = agreement_with_hf(gguf_q4km / intermediate_name, merged_model, texts)
     logits = result.logits.__dict__ if result.logits else {}
     return dg.AssetCheckResult(
-        passed=result.passed,
-        metadata={"texts": result.texts, "tokenization_mismatches": len(result.tokenization_mismatches), **logits},
+        passed=result.passed and not mismatches,
+        metadata={
+            "texts": result.texts,
+            "tokenization_mismatches": len(result.tokenization_mismatches),
+            "metadata_mismatches": len(mismatches),
+            "metadata_mismatch_table": md_table(["file", "key", "GGUF", "HF"], mismatches),
+            **logits,
+        },
     )
 
 
-@dg.asset_check(asset=gguf_q4km, description=f"Q4_K_M perplexity on eval text within {PERPLEXITY_TOLERANCE:.0%} of the bf16 GGUF's.")
-def q4_k_m_perplexity_close_to_bf16(gguf_q4km: Path) -> dg.AssetCheckResult:
+@dg.asset_check(asset=gguf_q4km, description=f"Q4_K_M perplexity on eval text within {PERPLEXITY_TOLERANCE:.0%} of the F16/BF16 GGUF's.")
+def q4_k_m_perplexity_close_to_intermediate(gguf_q4km: Path) -> dg.AssetCheckResult:
     report = json.loads((gguf_q4km / "report.json").read_text())
-    ratio = report["q4_k_m_perplexity"] / report["bf16_perplexity"]
+    ratio = report["q4_k_m_perplexity"] / report["intermediate_perplexity"]
     return dg.AssetCheckResult(
         passed=ratio <= 1 + PERPLEXITY_TOLERANCE,
-        metadata={"ratio": round(ratio, 4), "bf16": report["bf16_perplexity"], "q4_k_m": report["q4_k_m_perplexity"]},
+        metadata={"ratio": round(ratio, 4), "intermediate": report["intermediate_perplexity"], "q4_k_m": report["q4_k_m_perplexity"]},
     )
 
 

@@ -10,13 +10,12 @@ import dagster as dg
 
 from blogtune_assets.assets.metadata import loss_curve_md, md_table
 from blogtune_assets.compute import HEAVY
-from blogtune_assets.core.base_model import read_manifest, resolve_base
+from blogtune_assets.core.base_model import embedded_build_key, read_manifest, resolve_base
 from blogtune_assets.core.disk import ensure_free_space, lora_training_bytes, merged_model_bytes
 from blogtune_assets.core.merge import merge_adapter
 from blogtune_assets.core.model_card import write_model_card
 from blogtune_assets.core.sft import read_jsonl, stop_conversations
-from blogtune_assets.core.tiny_model import build_key
-from blogtune_assets.profiles import SAMPLE_BLOG, TrainSettings
+from blogtune_assets.profiles import TrainSettings
 from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
 from blogtune_assets.train_process import TrainRequest, launch_command
 
@@ -31,7 +30,7 @@ def base_model(context: dg.AssetExecutionContext, model_profile: ModelProfile, a
     """The profile's base model as local folders (training base and full-precision merge base), with what it is."""
     profile = model_profile.settings
     store = artifacts.store
-    reused = profile.embedded and _current_build_key(store, "base_model") == build_key(SAMPLE_BLOG)
+    reused = profile.embedded and _current_build_key(store, "base_model") == embedded_build_key(profile)
     if not reused:
         with store.new_version("base_model") as folder:
             resolve_base(

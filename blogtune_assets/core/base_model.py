@@ -10,15 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
-import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from safetensors import safe_open
 from transformers import AutoConfig, AutoTokenizer
 
-from blogtune_assets.core.tiny_model import build_key, build_tiny_model
+from blogtune_assets.core import qwen3_shape
+from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
+from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir
+from blogtune_assets.core.tiny_model import build_key, build_tiny_model, build_tiny_tokenizer
 from blogtune_assets.profiles import SAMPLE_BLOG, Profile
 
 MANIFEST = "manifest.json"
@@ -67,9 +70,10 @@ def require_safetensors(folder: Path, model_id: str) -> None:
     )
 
 
-def folder_hash(folder: Path) -> str:
+def folder_hash(folder: Path, names: tuple[str, ...] = ()) -> str:
+    """A content hash of the folder's files (only those named, if names are given)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and (not names or p.name in names)):
         digest.update(path.name.encode())
         with path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -128,10 +132,11 @@ def resolve_base(profile: Profile, out_dir: Path, train_id: str | None = None, m
     """Write manifest.json (and, for the tiny profile, the model itself) into out_dir."""
     if profile.embedded:
         model_dir = out_dir / "model"
-        key = build_key(SAMPLE_BLOG)
-        stats = _tiny_model_via_cache(key, model_dir, log)
+        build = EMBEDDED_BUILDS[profile.embedded_base]
+        key = build.key()
+        stats = _embedded_via_cache(profile.embedded_base, key, model_dir, build.build, log)
         # Relative: the folder is renamed when it is published.
-        entry = {"id": "blogtune/tiny-qwen3", "path": "model", "revision": f"build:{key}"}
+        entry = {"id": build.model_id, "path": "model", "revision": f"build:{key}"}
         manifest = {"profile": profile.name, "build_key": key, "train_base": entry, "merge_base": entry, "pretraining": stats}
     else:
         train_id = train_id or profile.base_model_id
@@ -149,26 +154,107 @@ def resolve_base(profile: Profile, out_dir: Path, train_id: str | None = None, m
     return manifest
 
 
-def _tiny_model_via_cache(key: str, model_dir: Path, log) -> dict:
-    """The embedded model, built once per machine: the build is seeded, so its key names its result.
+def tiny_tokenizer_dir(log=print) -> Path:
+    """The tiny base's tokenizer, built and cached before (and without) its model."""
+    cached = cache_root() / "tiny_tokenizer" / build_key(SAMPLE_BLOG)
+    if not (cached / "tokenizer.json").is_file():
+        staging = staging_beside(cached)
+        build_tiny_tokenizer(SAMPLE_BLOG).save_pretrained(staging)
+        publish(staging, cached)
+        log(f"tiny tokenizer trained into {cached}")
+    return cached
 
-    BLOGTUNE_CACHE (default ~/.cache/blogtune) holds it; every BLOGTUNE_HOME, test session and CI
-    run on the machine then copies it instead of pretraining again (about a minute on 2 cores).
+
+def _build_tiny(out_dir: Path, log) -> dict:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir(log), trust_remote_code=False)
+    return build_tiny_model(SAMPLE_BLOG, out_dir, tokenizer, log=log)
+
+
+@dataclass(frozen=True)
+class EmbeddedBuild:
+    """A base built locally where no weights can be downloaded."""
+
+    model_id: str
+    key: Callable[[], str]  # changes only when what gets built changes
+    tokenizer: Callable[[Callable], Path]  # (log) -> folder; needs no weights
+    build: Callable[[Path, Callable], dict]  # (out_dir, log) -> stats
+
+
+EMBEDDED_BUILDS = {
+    "tiny": EmbeddedBuild("blogtune/tiny-qwen3", lambda: build_key(SAMPLE_BLOG), tiny_tokenizer_dir, _build_tiny),
+    "qwen3-shape": EmbeddedBuild(
+        "blogtune/qwen3-shape", qwen3_shape.build_key, qwen3_tokenizer_dir, qwen3_shape.build_qwen3_shape_model
+    ),
+}
+
+
+def embedded_build_key(profile: Profile) -> str | None:
+    return EMBEDDED_BUILDS[profile.embedded_base].key() if profile.embedded else None
+
+
+def _embedded_via_cache(name: str, key: str, model_dir: Path, build: Callable, log) -> dict:
+    """An embedded base, built once per machine: the build is seeded, so its key names its result.
+
+    BLOGTUNE_CACHE (default ~/.cache/blogtune) holds it (`tiny_base/<key>`, `qwen3_shape_base/<key>`);
+    every BLOGTUNE_HOME, test session and demo on the machine then copies it instead of building again
+    (the tiny base pretrains for about a minute on 2 cores).
     """
-    cached = Path(os.environ.get("BLOGTUNE_CACHE", "~/.cache/blogtune")).expanduser() / "tiny_base" / key
+    cached = cache_root() / f"{name.replace('-', '_')}_base" / key
     if (cached / "stats.json").is_file():
         shutil.copytree(cached / "model", model_dir)
         log(f"embedded model {key} copied from {cached}")
         return {**json.loads((cached / "stats.json").read_text()), "copied_from_machine_cache": True}
-    stats = build_tiny_model(SAMPLE_BLOG, model_dir, log=log)
-    staging = cached.parent / f".tmp-{uuid.uuid4().hex[:12]}"
+    stats = build(model_dir, log)
+    staging = staging_beside(cached)
     shutil.copytree(model_dir, staging / "model")
     (staging / "stats.json").write_text(json.dumps(stats))
-    try:
-        os.replace(staging, cached)
-    except OSError:  # another process cached the same build first
-        shutil.rmtree(staging, ignore_errors=True)
+    publish(staging, cached)
     return stats
+
+
+@dataclass(frozen=True)
+class CountingTokenizer:
+    folder: Path
+    source: str  # where it came from, for the metadata
+    revision: str  # changes when the tokenizer does: earlier token counts are reused only under the same one
+
+
+def counting_tokenizer(profile: Profile, base_override: str = "", log=print) -> CountingTokenizer:
+    """The tokenizer the model will train with, found without downloading or building any weights.
+
+    sft_dataset counts tokens with it, so a person sees what their blog costs before any base is fetched.
+    Qwen3's own tokenizer stands in for the hub's only for the profile's own Qwen3 base.
+    """
+    if profile.embedded:
+        folder, source = EMBEDDED_BUILDS[profile.embedded_base].tokenizer(log), f"the embedded {profile.embedded_base} base's"
+    else:
+        model_id = base_override or profile.base_model_id
+        folder, source = _local_tokenizer(model_id), f"{model_id} from the local Hugging Face cache"
+        if folder is None and not base_override:
+            folder, source = qwen3_tokenizer_dir(log), "Qwen3's, built offline from llama.cpp's vocabulary (the hub's is not cached)"
+        if folder is None:
+            raise BaseModelUnavailable(
+                f"no tokenizer for '{model_id}' on this machine: sft_dataset counts tokens with the base's tokenizer. "
+                f"Download it where there is network (`hf download {model_id}`) with the same HF_HOME, or set "
+                f"BLOGTUNE_BASE_MODEL to a local folder."
+            )
+    return CountingTokenizer(folder, source, folder_hash(folder, TOKENIZER_FILES))
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+
+
+def _local_tokenizer(model_id: str) -> Path | None:
+    local = Path(model_id).expanduser()
+    if local.is_dir():
+        return local
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(model_id, allow_patterns=list(TOKENIZER_FILES), local_files_only=True))
+    except (LocalEntryNotFoundError, OSError):
+        return None
 
 
 def read_manifest(folder: Path) -> dict:
@@ -177,8 +263,3 @@ def read_manifest(folder: Path) -> dict:
     for role in ("train_base", "merge_base"):
         manifest[role]["path"] = str(folder / manifest[role]["path"])  # an absolute path stays as it is
     return manifest
-
-
-def load_tokenizer(base_folder: Path):
-    """The tokenizer every stage uses: the training base's."""
-    return AutoTokenizer.from_pretrained(read_manifest(base_folder)["train_base"]["path"], trust_remote_code=False)

@@ -1,8 +1,9 @@
-"""HF safetensors → bf16 GGUF with the `gguf` package's writer, then → Q4_K_M with llama.cpp's quantizer.
+"""HF safetensors → F16/BF16 GGUF with the `gguf` package's writer, then → Q4_K_M with llama.cpp's quantizer.
 
 The converter streams: tensor metadata comes from the safetensors headers, the
 header is written first, then each tensor is loaded, converted and written on
 its own, so peak memory is about one tensor, not a second copy of the model.
+Metadata follows llama.cpp's own converter (convert_hf_to_gguf.py) for Qwen2/Qwen3.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -22,17 +24,42 @@ from gguf.quants import quantize
 from safetensors import safe_open
 from transformers import AutoConfig, AutoTokenizer
 
+from blogtune_assets.core.stopping import IM_END
+
 # HF architecture → GGUF architecture. Both use Qwen2's tokenizer scheme and NeoX RoPE, so no
 # weight permutation is needed (Llama's q/k permutation is why Llama is not listed).
 SUPPORTED = {"Qwen3ForCausalLM": gguf.MODEL_ARCH.QWEN3, "Qwen2ForCausalLM": gguf.MODEL_ARCH.QWEN2}
-# Qwen3's template thinks unless told not to; blogtune trains with the empty thinking block, so the GGUF's
-# template adds it by default and llama.cpp renders the training prompt without extra flags.
-THINKING_SWITCH = "{%- if enable_thinking is defined and enable_thinking is false %}"
-NO_THINKING_DEFAULT = "{%- if not (enable_thinking is defined and enable_thinking is true) %}"
+# Qwen3's template adds the empty thinking block only when enable_thinking is false. llama-server always
+# passes enable_thinking (true unless --reasoning off), so the GGUF's template adds the block
+# unconditionally: blogtune trains with it, and with no enable_thinking left in the template llama.cpp
+# sees no thinking support and every runtime renders the training prompt.
+THINKING_SWITCH = re.compile(
+    r"\{%-?\s*if enable_thinking is defined and enable_thinking is false\s*-?%\}(.*?)\{%-?\s*endif\s*-?%\}", re.DOTALL
+)
 
 
 class UnsupportedArchitecture(ValueError):
     pass
+
+
+class MissingHyperparameter(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Intermediate:
+    """The precision of the GGUF written before quantization."""
+
+    label: str  # in file names and metadata
+    file_type: gguf.LlamaFileType
+    tensor_type: gguf.GGMLQuantizationType
+    torch_dtype: torch.dtype
+
+
+F16 = Intermediate("f16", gguf.LlamaFileType.MOSTLY_F16, gguf.GGMLQuantizationType.F16, torch.float16)
+BF16 = Intermediate("bf16", gguf.LlamaFileType.MOSTLY_BF16, gguf.GGMLQuantizationType.BF16, torch.bfloat16)
+BY_SAFETENSORS_DTYPE = {"F16": F16, "BF16": BF16}
+BY_FILE_TYPE = {i.file_type: i for i in (F16, BF16)}
 
 
 @dataclass
@@ -40,74 +67,144 @@ class ConvertResult:
     path: Path
     tensors: int
     seconds: float
+    intermediate: Intermediate
+
+
+@dataclass(frozen=True)
+class SourceTensor:
+    name: str
+    shard: Path
+    shape: tuple[int, ...]
+    dtype: str  # safetensors' name: "F32", "F16", "BF16", …
 
 
 def inference_chat_template(template: str) -> str:
-    if THINKING_SWITCH not in template:
-        raise ValueError("chat template is not Qwen3's: cannot make the empty thinking block the default")
-    return template.replace(THINKING_SWITCH, NO_THINKING_DEFAULT)
+    if len(THINKING_SWITCH.findall(template)) != 1:
+        raise ValueError("chat template is not Qwen3's: cannot make the empty thinking block unconditional")
+    return THINKING_SWITCH.sub(lambda m: m.group(1).strip(), template)
 
 
-def _tensor_names(model_dir: Path) -> dict[str, Path]:
-    names = {}
+def _source_tensors(model_dir: Path) -> list[SourceTensor]:
+    tensors = []
     for shard in sorted(model_dir.glob("*.safetensors")):
         with safe_open(shard, framework="pt") as f:
-            names.update(dict.fromkeys(f.keys(), shard))
-    if not names:
+            for name in f.keys():
+                header = f.get_slice(name)
+                tensors.append(SourceTensor(name, shard, tuple(header.get_shape()), header.get_dtype()))
+    if not tensors:
         raise FileNotFoundError(f"no safetensors weights in {model_dir}")
-    return names
+    return tensors
 
 
-def _gguf_type(shape: tuple[int, ...]) -> gguf.GGMLQuantizationType:
+def _intermediate_of(tensors: list[SourceTensor]) -> Intermediate:
+    # llama.cpp's --outtype auto: the first matrix stored in bf16 or fp16 decides (not config.json's
+    # torch_dtype, which some fine-tunes misstate); an all-fp32 model becomes F16.
+    matrices = (t for t in tensors if len(t.shape) >= 2 and t.dtype in BY_SAFETENSORS_DTYPE)
+    return next((BY_SAFETENSORS_DTYPE[t.dtype] for t in matrices), F16)
+
+
+def intermediate_type(model_dir: Path) -> Intermediate:
+    """The precision convert_to_gguf writes model_dir in: F16 or BF16, as llama.cpp's converter chooses."""
+    return _intermediate_of(_source_tensors(model_dir))
+
+
+def _gguf_type(shape: tuple[int, ...], intermediate: Intermediate) -> gguf.GGMLQuantizationType:
     # Norms and other vectors stay F32, as llama.cpp's own converter keeps them.
-    return gguf.GGMLQuantizationType.F32 if len(shape) == 1 else gguf.GGMLQuantizationType.BF16
+    return gguf.GGMLQuantizationType.F32 if len(shape) == 1 else intermediate.tensor_type
 
 
-def _add_hparams(writer: gguf.GGUFWriter, config) -> None:
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+def _rope_parameters(hparams: dict) -> dict:
+    # Read from config.json itself, as llama.cpp does: transformers fills a missing rope_theta with 10000
+    # without a word. transformers 5 writes rope_parameters, 4.x rope_theta + rope_scaling.
+    rope = dict(hparams.get("rope_parameters") or hparams.get("rope_scaling") or {})
+    rope.setdefault("rope_theta", hparams.get("rope_theta"))
+    rope.setdefault("rope_type", rope.get("type"))
+    if rope["rope_theta"] is None:
+        raise MissingHyperparameter(
+            "config.json has no rope_theta: set \"rope_theta\" (or \"rope_parameters\": {\"rope_theta\": …}) "
+            "to the base model's value (1000000 for Qwen3), or RoPE positions are wrong in every runtime"
+        )
+    return rope
+
+
+def _add_rope(writer: gguf.GGUFWriter, hparams: dict) -> None:
+    rope = _rope_parameters(hparams)
+    writer.add_rope_freq_base(float(rope["rope_theta"]))
+    kind = rope["rope_type"]
+    if kind in (None, "default"):
+        return
+    if kind not in ("linear", "yarn"):
+        raise UnsupportedArchitecture(f"RoPE scaling {kind!r} has no GGUF form here; supported: linear, yarn")
+    writer.add_rope_scaling_type(gguf.RopeScalingType(kind))
+    writer.add_rope_scaling_factor(float(rope["factor"]))
+    if kind == "yarn":
+        if "original_max_position_embeddings" not in rope:
+            raise MissingHyperparameter("yarn RoPE scaling needs \"original_max_position_embeddings\" in config.json")
+        writer.add_rope_scaling_orig_ctx_len(int(rope["original_max_position_embeddings"]))
+
+
+def head_dim(config) -> int:
+    # Qwen3 sets it (128 for Qwen3-4B, not hidden / heads = 80); Qwen2's config has none.
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def _add_hparams(writer: gguf.GGUFWriter, config, hparams: dict) -> None:
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
     writer.add_block_count(config.num_hidden_layers)
     writer.add_feed_forward_length(config.intermediate_size)
     writer.add_head_count(config.num_attention_heads)
     writer.add_head_count_kv(config.num_key_value_heads)
-    writer.add_key_length(head_dim)
-    writer.add_value_length(head_dim)
-    rope = getattr(config, "rope_parameters", None) or {}
-    writer.add_rope_freq_base(float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))))
+    writer.add_key_length(head_dim(config))
+    writer.add_value_length(head_dim(config))
+    _add_rope(writer, hparams)
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
 
 
-def _add_tokenizer(writer: gguf.GGUFWriter, model_dir: Path, vocab_size: int) -> None:
+def looks_like_control(token: str) -> bool:
+    # llama.cpp's converter types such tokens CONTROL whatever their special flag (Qwen's <|fim_prefix|>
+    # is not special), and llama.cpp warns on load about any it finds typed otherwise.
+    return token.startswith("<|") and token.endswith("|>")
+
+
+def _token_type(token: str | None, added: dict | None) -> gguf.TokenType:
+    if token is None:
+        return gguf.TokenType.UNUSED
+    if added is None:
+        return gguf.TokenType.NORMAL
+    return gguf.TokenType.CONTROL if added["special"] or looks_like_control(token) else gguf.TokenType.USER_DEFINED
+
+
+def special_token_ids(tokenizer, config) -> dict[str, int | None]:
+    """bos/eos/pad as llama.cpp's converter finds them: the tokenizer's, else config.json's (Qwen3 has
+    no bos token but bos_token_id 151643; without it llama.cpp falls back to id 11, ","); eot is <|im_end|>."""
+    ids = {}
+    for kind in ("bos", "eos", "pad"):
+        found = getattr(tokenizer, f"{kind}_token_id")
+        ids[kind] = found if found is not None else getattr(config, f"{kind}_token_id", None)
+    ids["eot"] = tokenizer.get_vocab().get(IM_END)
+    return {kind: i if isinstance(i, int) else None for kind, i in ids.items()}
+
+
+def _add_tokenizer(writer: gguf.GGUFWriter, model_dir: Path, config) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
     spec = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
     if spec["model"]["type"] != "BPE":
         raise UnsupportedArchitecture(f"tokenizer model {spec['model']['type']} is not byte-level BPE")
     by_id = {i: t for t, i in tokenizer.get_vocab().items()}
     added = {t["id"]: t for t in spec.get("added_tokens", [])}
-    tokens, types = [], []
-    for i in range(vocab_size):
-        if i not in by_id:
-            tokens.append(f"[PAD{i}]")
-            types.append(gguf.TokenType.UNUSED)
-        elif i in added:
-            tokens.append(by_id[i])
-            types.append(gguf.TokenType.CONTROL if added[i]["special"] else gguf.TokenType.USER_DEFINED)
-        else:
-            tokens.append(by_id[i])
-            types.append(gguf.TokenType.NORMAL)
+    ids = range(config.vocab_size)
     merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
     writer.add_tokenizer_model("gpt2")
     # Set explicitly: llama.cpp otherwise guesses from a hash of the tokenizer and fails on new ones.
     writer.add_tokenizer_pre("qwen2")
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
+    writer.add_token_list([by_id.get(i, f"[PAD{i}]") for i in ids])
+    writer.add_token_types([_token_type(by_id.get(i), added.get(i)) for i in ids])
     writer.add_token_merges(merges)
-    writer.add_eos_token_id(tokenizer.eos_token_id)
-    writer.add_pad_token_id(tokenizer.pad_token_id)
-    if tokenizer.bos_token_id is not None:
-        writer.add_bos_token_id(tokenizer.bos_token_id)
+    writers = {"bos": writer.add_bos_token_id, "eos": writer.add_eos_token_id, "pad": writer.add_pad_token_id, "eot": writer.add_eot_token_id}
+    for kind, token_id in special_token_ids(tokenizer, config).items():
+        if token_id is not None:
+            writers[kind](token_id)
     writer.add_add_bos_token(False)
     writer.add_chat_template(inference_chat_template(tokenizer.chat_template))
 
@@ -115,6 +212,7 @@ def _add_tokenizer(writer: gguf.GGUFWriter, model_dir: Path, vocab_size: int) ->
 def convert_to_gguf(model_dir: Path, out_path: Path, name: str, base_model: str = "") -> ConvertResult:
     started = time.monotonic()
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
+    hparams = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     architecture = (config.architectures or ["?"])[0]
     if architecture not in SUPPORTED:
         raise UnsupportedArchitecture(
@@ -122,40 +220,39 @@ def convert_to_gguf(model_dir: Path, out_path: Path, name: str, base_model: str 
         )
     arch = SUPPORTED[architecture]
     name_map = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
-    sources = _tensor_names(model_dir)
-    tied = config.tie_word_embeddings
+    sources = _source_tensors(model_dir)
+    intermediate = _intermediate_of(sources)
 
-    plan = []  # (gguf name, hf name, shard, shape, type)
-    for hf_name, shard in sources.items():
-        if tied and hf_name == "lm_head.weight":
+    plan = []  # (gguf name, source tensor, type)
+    for source in sources:
+        if config.tie_word_embeddings and source.name == "lm_head.weight":
             continue  # llama.cpp reuses token_embd for the output when output.weight is absent
-        gguf_name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        gguf_name = name_map.get_name(source.name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
-            raise UnsupportedArchitecture(f"no GGUF name for tensor {hf_name} of {architecture}")
-        with safe_open(shard, framework="pt") as f:
-            shape = tuple(f.get_slice(hf_name).get_shape())
-        plan.append((gguf_name, hf_name, shard, shape, _gguf_type(shape)))
+            raise UnsupportedArchitecture(f"no GGUF name for tensor {source.name} of {architecture}")
+        plan.append((gguf_name, source, _gguf_type(source.shape, intermediate)))
 
     writer = gguf.GGUFWriter(out_path, gguf.MODEL_ARCH_NAMES[arch])
     writer.add_name(name)
     if base_model:
         writer.add_base_model_count(1)
         writer.add_base_model_name(0, base_model)
-    _add_hparams(writer, config)
-    _add_tokenizer(writer, model_dir, config.vocab_size)
-    for gguf_name, _, _, shape, qtype in plan:
-        itemsize = 4 if qtype == gguf.GGMLQuantizationType.F32 else 2
-        writer.add_tensor_info(gguf_name, shape, np.float32 if itemsize == 4 else np.uint16, int(np.prod(shape)) * itemsize, raw_dtype=qtype)
+    _add_hparams(writer, config, hparams)
+    writer.add_file_type(intermediate.file_type)
+    _add_tokenizer(writer, model_dir, config)
+    for gguf_name, source, qtype in plan:
+        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        writer.add_tensor_info(gguf_name, source.shape, np.float32, int(np.prod(source.shape)) // block * type_size, raw_dtype=qtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    for _, hf_name, shard, _, qtype in plan:
-        with safe_open(shard, framework="pt") as f:
-            data = f.get_tensor(hf_name).to(torch.float32).numpy()
-        writer.write_tensor_data(data if qtype == gguf.GGMLQuantizationType.F32 else quantize(data, qtype))
+    for _, source, qtype in plan:
+        with safe_open(source.shard, framework="pt") as f:
+            data = f.get_tensor(source.name).to(torch.float32).numpy()
+        writer.write_tensor_data(quantize(data, qtype))
         del data
     writer.close()
-    return ConvertResult(path=out_path, tensors=len(plan), seconds=time.monotonic() - started)
+    return ConvertResult(path=out_path, tensors=len(plan), seconds=time.monotonic() - started, intermediate=intermediate)
 
 
 def quantize_q4_k_m(src: Path, dst: Path, threads: int = 0) -> float:

@@ -7,9 +7,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import gguf
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from blogtune_assets.core.gguf_export import BY_FILE_TYPE, SUPPORTED, Intermediate, head_dim, special_token_ids
+
+# Not a GGUF key: the vocabulary size is the length of tokenizer.ggml.tokens.
+VOCAB_SIZE = "vocabulary size (tokenizer.ggml.tokens)"
 
 
 @contextmanager
@@ -42,11 +48,14 @@ def gguf_next_token_logits(llm, tokens: list[int]) -> np.ndarray:
 
 
 @torch.no_grad()
-def hf_logits_at_bf16(model_dir: Path, tokens: list[int]) -> np.ndarray:
-    """The HF model's logits with its weights rounded to bf16 (the GGUF's precision), computed in fp32."""
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, use_safetensors=True, trust_remote_code=False)
-    model = model.to(torch.float32).eval()
-    return model(input_ids=torch.tensor([tokens])).logits[0].numpy()
+def hf_logits_at_precision(model_dir: Path, tokens: list[int], dtype: torch.dtype) -> np.ndarray:
+    """The HF model's logits with its matrices rounded to dtype and its vectors kept fp32, as the
+    intermediate GGUF stores them, computed in fp32: like for like with llama.cpp's run of that file."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True, trust_remote_code=False)
+    for weight in model.parameters():
+        if weight.dim() >= 2:
+            weight.copy_(weight.to(dtype))
+    return model.eval()(input_ids=torch.tensor([tokens])).logits[0].numpy()
 
 
 @dataclass
@@ -83,17 +92,23 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, tolerance: floa
     )
 
 
-# Max |logit difference| between the bf16 GGUF in llama.cpp and the HF model (bf16 weights, fp32
-# compute). llama.cpp rounds activations to bf16 before each bf16 matmul, HF keeps them in fp32:
-# on the tiny model that costs at most 0.03-0.05 (logits span about -14..10), two swapped layers 5.
+# Max |logit difference| between the F16/BF16 GGUF in llama.cpp and the HF model (matrices rounded to
+# the same type, fp32 compute). llama.cpp also rounds activations to that type before each matmul, HF
+# keeps them in fp32. Measured on the tiny model's eval conversations (logits span about -15..10): F16
+# (its fp32 merge) 0.003-0.004, a bf16 copy of it 0.02-0.03; two swapped layers 5.
 LOGIT_TOLERANCE = 0.25
 LOGIT_TOKENS = 256
+
+
+# Fixed beside the eval conversations: Chinese, full-width punctuation, digits and code, so the
+# tokenizer is compared on scripts and splits a blog's eval split may lack.
+TOKENIZER_PROBE = "Fine-tuning Qwen3 on my blog (2024-06-01): 在博客上微调模型，效果不错！「中文标点」与English混排, x = 42;\n"
 
 
 @dataclass
 class HFAgreement:
     texts: int
-    tokenization_mismatches: list[int]  # indices of texts llama.cpp tokenizes differently
+    tokenization_mismatches: list[int]  # indices of texts llama.cpp tokenizes differently; index `texts` is TOKENIZER_PROBE
     logits: LogitAgreement | None  # over the first text's first LOGIT_TOKENS tokens
 
     @property
@@ -101,18 +116,83 @@ class HFAgreement:
         return self.texts > 0 and not self.tokenization_mismatches and self.logits is not None and self.logits.passed
 
 
+def gguf_intermediate(path: Path) -> Intermediate:
+    file_type = gguf.GGUFReader(path).get_field(gguf.Keys.General.FILE_TYPE).contents()
+    if file_type not in BY_FILE_TYPE:
+        raise ValueError(f"{path} has file type {file_type}, not F16 or BF16: compare the intermediate GGUF with the HF model, not a quantized one")
+    return BY_FILE_TYPE[file_type]
+
+
 def agreement_with_hf(gguf_path: Path, model_dir: Path, texts: list[str], tolerance: float = LOGIT_TOLERANCE) -> HFAgreement:
-    """Whether a GGUF is the HF model: the same tokens for each text, and the same logits within tolerance."""
+    """Whether an F16/BF16 GGUF is the HF model: the same tokens for each text and for TOKENIZER_PROBE,
+    and the same logits within tolerance (HF weights rounded to the GGUF's precision)."""
+    precision = gguf_intermediate(gguf_path).torch_dtype
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    compared = [*texts, TOKENIZER_PROBE]
     with load_llama(gguf_path, n_ctx=LOGIT_TOKENS, logits_all=True) as llm:
-        mine = [llama_tokenize(llm, t) for t in texts]
-        theirs = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        mine = [llama_tokenize(llm, t) for t in compared]
+        theirs = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in compared]
         mismatches = [i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
         if mismatches or not texts:
             return HFAgreement(len(texts), mismatches, None)
         tokens = mine[0][:LOGIT_TOKENS]
         got = gguf_logits(llm, tokens)
-    return HFAgreement(len(texts), [], compare_logits(hf_logits_at_bf16(model_dir, tokens), got, tolerance))
+    return HFAgreement(len(texts), [], compare_logits(hf_logits_at_precision(model_dir, tokens, precision), got, tolerance))
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    key: str
+    in_gguf: object
+    in_hf: object
+
+
+def expected_metadata(model_dir: Path) -> dict[str, object]:
+    """The GGUF metadata the HF model at model_dir implies, by GGUF key (None: the key must be absent)."""
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    arch = gguf.MODEL_ARCH_NAMES[SUPPORTED[config.architectures[0]]]
+    llm, attention, rope, tok = gguf.Keys.LLM, gguf.Keys.Attention, gguf.Keys.Rope, gguf.Keys.Tokenizer
+    hparams = {
+        llm.CONTEXT_LENGTH: config.max_position_embeddings,
+        llm.EMBEDDING_LENGTH: config.hidden_size,
+        llm.BLOCK_COUNT: config.num_hidden_layers,
+        llm.FEED_FORWARD_LENGTH: config.intermediate_size,
+        attention.HEAD_COUNT: config.num_attention_heads,
+        attention.HEAD_COUNT_KV: config.num_key_value_heads,
+        attention.KEY_LENGTH: head_dim(config),
+        attention.VALUE_LENGTH: head_dim(config),
+        rope.FREQ_BASE: float(config.rope_parameters["rope_theta"]),
+        attention.LAYERNORM_RMS_EPS: config.rms_norm_eps,
+    }
+    ids = special_token_ids(tokenizer, config)
+    return {
+        gguf.Keys.General.ARCHITECTURE: arch,
+        **{key.format(arch=arch): value for key, value in hparams.items()},
+        VOCAB_SIZE: config.vocab_size,
+        tok.BOS_ID: ids["bos"],
+        tok.EOS_ID: ids["eos"],
+        tok.PAD_ID: ids["pad"],
+        tok.EOT_ID: ids["eot"],
+    }
+
+
+def _same(in_gguf: object, in_hf: object) -> bool:
+    if isinstance(in_hf, float):  # stored as float32
+        return isinstance(in_gguf, float) and math.isclose(in_gguf, in_hf, rel_tol=1e-6)
+    return in_gguf == in_hf
+
+
+def gguf_metadata_mismatches(gguf_path: Path, model_dir: Path) -> list[Mismatch]:
+    """Where the GGUF's special token ids and hyperparameters differ from the HF model's config and tokenizer."""
+    reader = gguf.GGUFReader(gguf_path)
+    found = {name: field.contents() for name, field in reader.fields.items() if field.types[0] != gguf.GGUFValueType.ARRAY}
+    found[VOCAB_SIZE] = len(reader.get_field(gguf.Keys.Tokenizer.LIST).data)
+    return [
+        Mismatch(key, found.get(key), value)
+        for key, value in expected_metadata(model_dir).items()
+        if not _same(found.get(key), value)
+    ]
 
 
 def perplexity(llm, token_lists: list[list[int]]) -> float:

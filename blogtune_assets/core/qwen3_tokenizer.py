@@ -15,13 +15,14 @@ import os
 import shutil
 import tarfile
 import tempfile
-import uuid
 from importlib.metadata import version
 from pathlib import Path
 
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen3_chat_template
+
+from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
 
 # Bump when anything below changes what gets built.
 QWEN3_TOKENIZER_VERSION = "1"
@@ -64,10 +65,6 @@ class QwenVocabularyUnavailable(FileNotFoundError):
     pass
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("BLOGTUNE_CACHE", "~/.cache/blogtune")).expanduser()
-
-
 def llama_cpp_sdist() -> Path:
     """The llama-cpp-python source distribution `make` keeps (BLOGTUNE_LLAMA_CPP_SDIST overrides)."""
     default = Path("~/.cache/blogtune/sdist").expanduser() / f"llama_cpp_python-{version('llama_cpp_python')}.tar.gz"
@@ -96,7 +93,7 @@ def extract_vocab(sdist: Path, dest: Path) -> Path:
 
 def build_qwen3_tokenizer(vocab_gguf: Path) -> PreTrainedTokenizerFast:
     """Qwen3's tokenizer.json as the hub ships it, from the BPE in llama.cpp's vocabulary file."""
-    from_gguf = AutoTokenizer.from_pretrained(vocab_gguf.parent, gguf_file=vocab_gguf.name)
+    from_gguf = AutoTokenizer.from_pretrained(vocab_gguf.parent, gguf_file=vocab_gguf.name, trust_remote_code=False)
     spec = json.loads(from_gguf.backend_tokenizer.to_str())
     # The GGUF pads the vocabulary to 151,936 with "[PADn]" entries that would match post text; Qwen3 has none.
     spec["model"]["vocab"] = {token: i for token, i in spec["model"]["vocab"].items() if i < BPE_SIZE}
@@ -125,15 +122,12 @@ def qwen3_tokenizer_dir(log=print) -> Path:
     cached = cache_root() / "qwen3_tokenizer" / key
     if (cached / "tokenizer.json").is_file():
         return cached
-    staging = cached.parent / f".tmp-{uuid.uuid4().hex[:12]}"
+    staging = staging_beside(cached)
     with tempfile.TemporaryDirectory() as scratch:
         vocab = extract_vocab(sdist, Path(scratch))
         build_qwen3_tokenizer(vocab).save_pretrained(staging)
         for name in (VOCAB_FILE, f"{VOCAB_FILE}.inp", f"{VOCAB_FILE}.out"):
             shutil.copy(Path(scratch) / name, staging / name)  # llama.cpp's vocabulary and test vectors, for the tests
-    try:
-        os.replace(staging, cached)
-    except OSError:  # another process cached the same build first
-        shutil.rmtree(staging, ignore_errors=True)
+    publish(staging, cached)
     log(f"Qwen3 tokenizer built from {sdist.name} into {cached}")
     return cached

@@ -26,7 +26,7 @@ from blogtune_assets.core.jekyll import scan_site
 from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT, IM_END, train_tokenizer
 
 # Bump when anything below changes what gets built: the model is rebuilt only then.
-TINY_VERSION = "2"
+TINY_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,10 @@ class PretrainSettings:
     warmup_steps: int = 20
 
 
-def qwen3_config(shape: TinyShape, tokenizer) -> Qwen3Config:
+def qwen3_config(shape: TinyShape, tokenizer, vocab_size: int | None = None, bos_token_id: int | None = None) -> Qwen3Config:
+    """vocab_size defaults to the tokenizer's; Qwen3-4B pads its embedding to 151,936 rows."""
     return Qwen3Config(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size or len(tokenizer),
         hidden_size=shape.hidden_size,
         num_hidden_layers=shape.num_hidden_layers,
         num_attention_heads=shape.num_attention_heads,
@@ -65,7 +66,7 @@ def qwen3_config(shape: TinyShape, tokenizer) -> Qwen3Config:
         tie_word_embeddings=True,
         rope_theta=1_000_000.0,
         rms_norm_eps=1e-6,
-        bos_token_id=None,
+        bos_token_id=bos_token_id,
         eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),
         pad_token_id=tokenizer.convert_tokens_to_ids(ENDOFTEXT),
         torch_dtype="float32",
@@ -131,14 +132,23 @@ def _lr(step: int, s: PretrainSettings) -> float:
     return s.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def build_tiny_tokenizer(site_dir: Path, settings: PretrainSettings = PretrainSettings()):
+    """The tiny base's BPE, trained on every bundled post (its own step: sft_dataset counts with it)."""
+    return train_tokenizer(pretraining_texts(site_dir, settings.seed)[0])
+
+
 def build_tiny_model(
-    site_dir: Path, out_dir: Path, shape: TinyShape = TinyShape(), settings: PretrainSettings = PretrainSettings(), log=print
+    site_dir: Path,
+    out_dir: Path,
+    tokenizer,
+    shape: TinyShape = TinyShape(),
+    settings: PretrainSettings = PretrainSettings(),
+    log=print,
 ) -> dict:
-    """Train the tokenizer, initialise and pretrain the model, save both like a hub checkpoint."""
+    """Initialise and pretrain the model for tokenizer, save both like a hub checkpoint."""
     random.seed(settings.seed)
     torch.manual_seed(settings.seed)
-    all_texts, train_texts, train_pairs = pretraining_texts(site_dir, settings.seed)
-    tokenizer = train_tokenizer(all_texts)
+    _, train_texts, train_pairs = pretraining_texts(site_dir, settings.seed)
     chats = [
         tokenizer.apply_chat_template(sft.to_conversation(t, b)["conversations"], tokenize=False)
         for t, b in train_pairs

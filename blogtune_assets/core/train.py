@@ -226,15 +226,18 @@ def train_lora(
                 callback.logging_dir = str(checkpoint_dir / "runs")
         # LoRA's B starts at zero, so before training the model *is* the base.
         base_eval = trainer.evaluate(metric_key_prefix="base")
-        # Per-batch train losses are noisy at batch 2; the whole train split before and after is not.
-        base_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="base_train")
+        # Per-batch train losses are noisy at batch 2; a fixed sample of the train split before and after is not.
+        train_sample = trainer.train_dataset.shuffle(seed=settings.seed).select(
+            range(min(settings.train_loss_sample, len(trainer.train_dataset)))
+        )
+        base_train = trainer.evaluate(train_sample, metric_key_prefix="base_train")
         resume_from = newest_complete_checkpoint(checkpoint_dir, emit) if trainer.is_world_process_zero() else None
         resume_from = _agree_across_processes(trainer, resume_from, checkpoint_dir)
         if resume_from:
             emit(f"resuming from {resume_from}")
         train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         final_eval = trainer.evaluate()
-        final_train = trainer.evaluate(trainer.train_dataset, metric_key_prefix="train_split")
+        final_train = trainer.evaluate(train_sample, metric_key_prefix="train_split")
         trainer.save_model(str(out_dir))
 
         history = trainer.state.log_history
@@ -247,6 +250,7 @@ def train_lora(
             "base_eval_loss": round(base_eval["base_loss"], 4),
             "train_split_loss": round(final_train["train_split_loss"], 4),
             "base_train_split_loss": round(base_train["base_train_loss"], 4),
+            "train_split_loss_examples": len(train_sample),
             "mean_token_accuracy": round(final_eval.get("eval_mean_token_accuracy", float("nan")), 4),
             "train_runtime_s": round(runtime, 1),
             "steps": trainer.state.global_step,

@@ -1,0 +1,82 @@
+"""The real Qwen3 path offline, through the `dagster` CLI as a user runs it.
+
+`qwen3-4b`: the data half materializes with no download, counting Qwen3's own tokens.
+`qwen3-shape`: the real vocabulary and Qwen3-4B's attention geometry through the whole graph.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import gguf
+import polars as pl
+import pytest
+from transformers import AutoTokenizer
+
+from blogtune_assets.core.chat_tokens import ChatEncoder
+from blogtune_assets.core.sft import read_jsonl
+
+DAGSTER = Path(sys.executable).parent / "dagster"
+
+
+def _materialize(tmp_path: Path, profile: str, selection: str) -> dg.DagsterInstance:
+    env = {
+        **os.environ,
+        "BLOGTUNE_PROFILE": profile,
+        "BLOGTUNE_HOME": str(tmp_path / "home"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        # An empty hub cache with the hub unreachable: nothing may be downloaded.
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    (tmp_path / "dagster_home").mkdir()
+    done = subprocess.run(
+        [str(DAGSTER), "asset", "materialize", "-m", "blogtune_assets", "--select", selection],
+        env=env, capture_output=True, text=True, timeout=1500,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dg.DagsterInstance.from_config(str(tmp_path / "dagster_home"))
+
+
+def _metadata(instance: dg.DagsterInstance, asset: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _checks(instance: dg.DagsterInstance) -> dict[str, bool]:
+    run = instance.get_runs(limit=1)[0]
+    events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    return {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed for e in events}
+
+
+@pytest.mark.slow
+def test_qwen3_4b_data_half_offline_counts_qwen3_tokens(tmp_path, qwen3_tokenizer_dir):
+    instance = _materialize(tmp_path, "qwen3-4b", "raw_posts,cleaned_posts,sft_dataset")
+    meta = _metadata(instance, "sft_dataset")
+    assert "built offline from llama.cpp's vocabulary" in meta["tokenizer"] and "151,669 tokens" in meta["tokenizer"]
+    assert "RTX 4070" in meta["gpu_hours_estimate"]
+    folder = tmp_path / "home" / "sft_dataset" / "current"
+    encoder = ChatEncoder(AutoTokenizer.from_pretrained(qwen3_tokenizer_dir))
+    expected = [len(encoder.encode_messages(e["conversations"]).input_ids) for e in read_jsonl(folder / "train.jsonl")]
+    counted = pl.read_parquet(folder / "examples.parquet").filter(~pl.col("is_eval"))["tokens"].to_list()
+    assert counted == expected and meta["train_tokens"] == sum(expected)
+    assert not list((tmp_path / "home").glob("base_model"))  # no base was needed, none fetched
+
+
+@pytest.mark.slow
+def test_qwen3_shape_whole_graph_offline_through_the_cli(tmp_path):
+    instance = _materialize(tmp_path, "qwen3-shape", "*")
+    checks = _checks(instance)
+    # Random weights and 4 LoRA steps cannot learn where a post ends, and the stop check says so;
+    # every check of the plumbing (merge, GGUF metadata, tokenization, logits, quantization) passes.
+    assert checks.pop("learned_to_stop_after_a_post") is False
+    assert len(checks) == 5 and all(checks.values()), checks
+    base = _metadata(instance, "base_model")
+    assert base["profile"] == "qwen3-shape" and "151669 tokens" in base["tokenizer"]
+    export = tmp_path / "home" / "gguf_q4km" / "current"
+    reader = gguf.GGUFReader(next(export.glob("*Q4_K_M.gguf")))
+    embedding = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    assert int(embedding.shape[-1]) == 151936 and embedding.tensor_type.name == "Q6_K"  # tied: it is also the output
+    assert not any(t.name == "output.weight" for t in reader.tensors)
