@@ -66,7 +66,7 @@ def test_qwen3_4b_data_half_offline_counts_qwen3_tokens(tmp_path, qwen3_tokenize
 
 
 @pytest.mark.slow
-def test_qwen3_shape_whole_graph_offline_through_the_cli(tmp_path):
+def test_qwen3_shape_whole_graph_offline_through_the_cli(tmp_path, capfd):
     instance = _materialize(tmp_path, "qwen3-shape", "*")
     checks = _checks(instance)
     # Random weights and 4 LoRA steps cannot learn where a post ends, and the stop check says so;
@@ -76,7 +76,14 @@ def test_qwen3_shape_whole_graph_offline_through_the_cli(tmp_path):
     base = _metadata(instance, "base_model")
     assert base["profile"] == "qwen3-shape" and "151669 tokens" in base["tokenizer"]
     export = tmp_path / "home" / "gguf_q4km" / "current"
-    reader = gguf.GGUFReader(next(export.glob("*Q4_K_M.gguf")))
+    q4 = next(export.glob("*Q4_K_M.gguf"))
+    capfd.readouterr()
+    from llama_cpp import Llama
+
+    Llama(model_path=str(q4), n_ctx=64, verbose=True).close()
+    log = capfd.readouterr().err
+    assert "llama_model_loader" in log and "control-looking token" not in log  # Qwen3's <|fim_*|> typed as llama.cpp types them
+    reader = gguf.GGUFReader(q4)
     embedding = next(t for t in reader.tensors if t.name == "token_embd.weight")
     assert int(embedding.shape[-1]) == 151936 and embedding.tensor_type.name == "Q6_K"  # tied: it is also the output
     assert not any(t.name == "output.weight" for t in reader.tensors)
