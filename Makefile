@@ -24,12 +24,15 @@ SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
 setup: $(STAMP)
 
-$(LLAMA_CPP_SDIST):
-	mkdir -p $(dir $@)
-	python3 -m pip download --quiet --no-deps --no-binary :all: -d $(dir $@) llama-cpp-python==$(LLAMA_CPP_VERSION)
+$(PY):
+	python3 -m venv $(VENV)
 
-$(STAMP): pyproject.toml $(LLAMA_CPP_SDIST)
-	test -x $(PY) || python3 -m venv $(VENV)
+# The venv's pip, and source only for llama-cpp-python itself (its build tools come as wheels).
+$(LLAMA_CPP_SDIST): | $(PY)
+	mkdir -p $(dir $@)
+	$(PY) -m pip download --quiet --no-deps --no-binary llama-cpp-python -d $(dir $@) llama-cpp-python==$(LLAMA_CPP_VERSION)
+
+$(STAMP): pyproject.toml $(LLAMA_CPP_SDIST) | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	mkdir -p $(WHEELS)

@@ -51,7 +51,7 @@ class Profile:
     # The merge base is full precision: fp16 as in the reference run, fp32 for the CPU-only tiny model.
     merge_dtype: str = "float16"
     train: TrainSettings = field(default_factory=TrainSettings)
-    # Which local build stands in for the hub base: "tiny" or "qwen3-shape" (core/embedded_base.py).
+    # Which local build stands in for the hub base: "tiny" or "qwen3-shape" (EMBEDDED_BUILDS in core/base_model.py).
     embedded_base: str | None = None
 
     @property

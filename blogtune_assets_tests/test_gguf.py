@@ -22,7 +22,6 @@ from blogtune_assets.core.gguf_export import (
     summarize,
 )
 from blogtune_assets.core.gguf_verify import (
-    LOGIT_TOLERANCE,
     TOKENIZER_PROBE,
     agreement_with_hf,
     compare_logits,
@@ -35,7 +34,7 @@ from blogtune_assets.core.gguf_verify import (
     load_llama,
     perplexity,
 )
-from blogtune_assets.core.merge import chat_prompt, stopping
+from blogtune_assets.core.merge import chat_prompt, hf_stop_stats
 from blogtune_assets.core.stopping import IM_END, end_of_body_prefixes, learned_to_stop, measure_stopping
 from blogtune_assets.core.modelfile import modelfile
 from blogtune_assets.core.sft import read_jsonl, stop_conversations
@@ -125,7 +124,7 @@ def test_logit_agreement_verdict_holds_under_a_1e_6_perturbation(ggufs, tiny_bas
     exact = agreement_with_hf(intermediate, tiny_base_dir, texts)
     moved = agreement_with_hf(intermediate, _variant(tiny_base_dir, tmp_path / "moved", _perturbed), texts)
     assert moved.passed == exact.passed is True
-    assert abs(moved.logits.max_abs_diff - exact.logits.max_abs_diff) < LOGIT_TOLERANCE / 10
+    assert abs(moved.logits.max_abs_diff - exact.logits.max_abs_diff) < exact.logits.tolerance / 10
 
 
 def test_logit_agreement_fails_for_a_gguf_with_two_layers_swapped(tiny_base_dir, sample_dataset, tmp_path):
@@ -138,7 +137,7 @@ def test_logit_agreement_fails_for_a_gguf_with_two_layers_swapped(tiny_base_dir,
     swapped = _variant(tiny_base_dir, tmp_path / "swapped", swap_layers)
     convert_to_gguf(swapped, tmp_path / "swapped.gguf", name="swapped")
     result = agreement_with_hf(tmp_path / "swapped.gguf", tiny_base_dir, _eval_texts(tiny_base_dir, sample_dataset))
-    assert not result.passed and result.logits.max_abs_diff > LOGIT_TOLERANCE
+    assert not result.passed and result.logits.max_abs_diff > result.logits.tolerance
 
 
 def test_logit_agreement_fails_for_a_gguf_with_the_wrong_tokenizer(tiny_base_dir, sample_dataset, tmp_path):
@@ -159,6 +158,8 @@ def test_compare_logits_ignores_flips_only_at_near_ties():
     decisive_flip = np.array([[1.0, 1.05, -2.0], [0.0, 3.0, 0.0]])
     result = compare_logits(reference, decisive_flip, 0.1)
     assert (result.decisive_positions, result.top1_disagreements, result.passed) == (1, 1, False)
+    flat = np.zeros((3, 4))
+    assert not compare_logits(flat, flat, 0.1).passed  # nothing decisive: agreement proves nothing
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +171,7 @@ def stop_setup(tiny_base_dir, sample_dataset):
     torch.manual_seed(0)
     untrained = Qwen3ForCausalLM(qwen3_config(TinyShape(), tokenizer)).eval()
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
-    return prefixes, im_end, untrained, stopping(untrained, prefixes, im_end)
+    return prefixes, im_end, untrained, hf_stop_stats(untrained, prefixes, im_end)
 
 
 def _gguf_stopping(path: Path, prefixes, im_end):
@@ -189,8 +190,8 @@ def test_a_model_that_learned_chatml_passes_the_stop_check_in_llama_cpp(ggufs, s
 
 def test_stop_verdict_holds_under_a_1e_6_perturbation(tiny_base_dir, stop_setup, tmp_path):
     prefixes, im_end, _, untrained = stop_setup
-    exact = stopping(AutoModelForCausalLM.from_pretrained(tiny_base_dir), prefixes, im_end)
-    moved = stopping(AutoModelForCausalLM.from_pretrained(_variant(tiny_base_dir, tmp_path / "moved", _perturbed)), prefixes, im_end)
+    exact = hf_stop_stats(AutoModelForCausalLM.from_pretrained(tiny_base_dir), prefixes, im_end)
+    moved = hf_stop_stats(AutoModelForCausalLM.from_pretrained(_variant(tiny_base_dir, tmp_path / "moved", _perturbed)), prefixes, im_end)
     assert learned_to_stop(moved, untrained) == learned_to_stop(exact, untrained) is True
     assert moved.mean_log_probability == pytest.approx(exact.mean_log_probability, abs=1e-3)
 

@@ -29,7 +29,8 @@ def test_qwen3_4b_profile_is_the_reference_run(tmp_path):
     assert args.warmup_steps == 0.03
     assert args.max_length == 4096
     assert args.seed == 42
-    assert args.packing is False  # the loss mask comes with the data: test_training.py::test_only_assistant_tokens_carry_labels
+    # The loss mask comes with the data (core/chat_tokens); trl's template masking would refuse hub templates.
+    assert args.packing is False and args.assistant_only_loss is False
 
 
 def test_cuda_gets_qlora_and_bf16_cpu_does_not():

@@ -30,7 +30,7 @@ def _previous_counts(store, tokenizer_revision: str) -> dict[str, int] | None:
         return None
 
 
-@dg.asset(group_name="data", kinds={"json"}, code_version="1")
+@dg.asset(group_name="data", kinds={"json"}, code_version="2")
 def sft_dataset(
     context: dg.AssetExecutionContext, cleaned_posts: Path, model_profile: ModelProfile, artifacts: ArtifactHome
 ) -> dg.Output[Path]:

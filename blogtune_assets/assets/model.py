@@ -25,7 +25,7 @@ LOGIT_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5, "float16": 0.25}
 SIDE_BY_SIDE_TITLES = 3
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="1", **HEAVY)
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="2", **HEAVY)
 def base_model(context: dg.AssetExecutionContext, model_profile: ModelProfile, artifacts: ArtifactHome) -> dg.Output[Path]:
     """The profile's base model as local folders (training base and full-precision merge base), with what it is."""
     profile = model_profile.settings
@@ -95,7 +95,7 @@ class TrainConfig(dg.Config):
         return dataclasses.replace(settings, **overrides)
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="1", **HEAVY)
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="2", **HEAVY)
 def lora_adapter(
     context: dg.AssetExecutionContext,
     config: TrainConfig,
@@ -153,7 +153,7 @@ def _run_key(sft_dataset: Path, base_model: Path, settings: TrainSettings) -> st
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface", "safetensors"}, code_version="1", **HEAVY)
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface", "safetensors"}, code_version="2", **HEAVY)
 def merged_model(
     context: dg.AssetExecutionContext,
     lora_adapter: Path,

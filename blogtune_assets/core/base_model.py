@@ -223,20 +223,20 @@ def counting_tokenizer(profile: Profile, base_override: str = "", log=print) -> 
     """The tokenizer the model will train with, found without downloading or building any weights.
 
     sft_dataset counts tokens with it, so a person sees what their blog costs before any base is fetched.
-    Qwen3's own tokenizer stands in for the hub's only for the profile's own Qwen3 base.
+    Offline, Qwen3's own tokenizer stands in for the hub's, for the profile's own Qwen3 base only.
     """
     if profile.embedded:
         folder, source = EMBEDDED_BUILDS[profile.embedded_base].tokenizer(log), f"the embedded {profile.embedded_base} base's"
     else:
         model_id = base_override or profile.base_model_id
-        folder, source = _local_tokenizer(model_id), f"{model_id} from the local Hugging Face cache"
+        folder, source = _hub_tokenizer(model_id), f"{model_id}'s, through the Hugging Face cache"
         if folder is None and not base_override:
-            folder, source = qwen3_tokenizer_dir(log), "Qwen3's, built offline from llama.cpp's vocabulary (the hub's is not cached)"
+            folder, source = qwen3_tokenizer_dir(log), "Qwen3's, built offline from llama.cpp's vocabulary (the hub is unreachable)"
         if folder is None:
             raise BaseModelUnavailable(
-                f"no tokenizer for '{model_id}' on this machine: sft_dataset counts tokens with the base's tokenizer. "
-                f"Download it where there is network (`hf download {model_id}`) with the same HF_HOME, or set "
-                f"BLOGTUNE_BASE_MODEL to a local folder."
+                f"no tokenizer for '{model_id}': it is not in the Hugging Face cache and the hub cannot be reached, "
+                f"and sft_dataset counts tokens with the base's tokenizer. Download it where there is network "
+                f"(`hf download {model_id}`) with the same HF_HOME, or set BLOGTUNE_BASE_MODEL to a local folder."
             )
     return CountingTokenizer(folder, source, folder_hash(folder, TOKENIZER_FILES))
 
@@ -244,16 +244,17 @@ def counting_tokenizer(profile: Profile, base_override: str = "", log=print) -> 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
 
-def _local_tokenizer(model_id: str) -> Path | None:
+def _hub_tokenizer(model_id: str) -> Path | None:
+    """The base's tokenizer files only (a few MB, never weights): a local folder, the cache, or the hub."""
     local = Path(model_id).expanduser()
     if local.is_dir():
         return local
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     try:
-        return Path(snapshot_download(model_id, allow_patterns=list(TOKENIZER_FILES), local_files_only=True))
-    except (LocalEntryNotFoundError, OSError):
+        return Path(snapshot_download(model_id, allow_patterns=list(TOKENIZER_FILES)))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError):
         return None
 
 

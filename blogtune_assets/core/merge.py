@@ -78,7 +78,7 @@ def logits_for(model, tokenizer, conversations: list[list[dict]]) -> list[torch.
 
 
 @torch.no_grad()
-def stopping(model, prefixes: list[list[int]], im_end_id: int) -> StopStats:
+def hf_stop_stats(model, prefixes: list[list[int]], im_end_id: int) -> StopStats:
     def next_token_logits(tokens: list[int]):
         return model(input_ids=torch.tensor([tokens], device=model.device)).logits[0, -1].float().cpu().numpy()
 
@@ -110,11 +110,11 @@ def merge_adapter(
     adapter_logits = logits_for(model, tokenizer, eval_conversations)
     with model.disable_adapter():
         base_completions = greedy(model, tokenizer, eval_titles, max_new_tokens)
-        base_stopping = stopping(model, stop_prefixes, im_end)
+        base_stopping = hf_stop_stats(model, stop_prefixes, im_end)
     merged = model.merge_and_unload()
     merged_logits = logits_for(merged, tokenizer, eval_conversations)
     tuned_completions = greedy(merged, tokenizer, eval_titles, max_new_tokens)
-    tuned_stopping = stopping(merged, stop_prefixes, im_end)
+    tuned_stopping = hf_stop_stats(merged, stop_prefixes, im_end)
 
     merged.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

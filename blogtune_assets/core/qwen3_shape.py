@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, Qwen3ForCausalLM
 
-from blogtune_assets.core.qwen3_tokenizer import QWEN3_TOKENIZER_VERSION, qwen3_tokenizer_dir
+from blogtune_assets.core.qwen3_tokenizer import QWEN3_TOKENIZER_VERSION, llama_cpp_sdist, qwen3_tokenizer_dir
 from blogtune_assets.core.tiny_model import TinyShape, qwen3_config
 
 QWEN3_SHAPE_VERSION = "1"
@@ -38,7 +38,8 @@ SEED = 42
 
 
 def build_key() -> str:
-    blob = json.dumps([QWEN3_SHAPE_VERSION, QWEN3_TOKENIZER_VERSION, asdict(SHAPE), VOCAB_ROWS, SEED])
+    # The tokenizer's version and source are part of what is built: its vocabulary sizes the embedding.
+    blob = json.dumps([QWEN3_SHAPE_VERSION, QWEN3_TOKENIZER_VERSION, llama_cpp_sdist().name, asdict(SHAPE), VOCAB_ROWS, SEED])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -67,8 +67,9 @@ class QwenVocabularyUnavailable(FileNotFoundError):
 
 def llama_cpp_sdist() -> Path:
     """The llama-cpp-python source distribution `make` keeps (BLOGTUNE_LLAMA_CPP_SDIST overrides)."""
-    default = Path("~/.cache/blogtune/sdist").expanduser() / f"llama_cpp_python-{version('llama_cpp_python')}.tar.gz"
-    return Path(os.environ.get("BLOGTUNE_LLAMA_CPP_SDIST", default)).expanduser()
+    if "BLOGTUNE_LLAMA_CPP_SDIST" in os.environ:
+        return Path(os.environ["BLOGTUNE_LLAMA_CPP_SDIST"]).expanduser()
+    return Path("~/.cache/blogtune/sdist").expanduser() / f"llama_cpp_python-{version('llama_cpp_python')}.tar.gz"
 
 
 def extract_vocab(sdist: Path, dest: Path) -> Path:

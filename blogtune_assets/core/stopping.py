@@ -70,8 +70,8 @@ def stop_stats(last_logits: Sequence[np.ndarray], im_end_id: int) -> StopStats:
         shifted = row - row.max()
         log_probs.append(float(shifted[im_end_id] - np.log(np.exp(shifted).sum())))
         ranks.append(int((row > row[im_end_id]).sum()))
-    if not ranks:
-        raise ValueError("no conversation fits in the training length: nothing to measure stopping on")
+    if not ranks:  # no post fits in the training length: nothing measured, and the check says so
+        return StopStats(texts=0, mean_log_probability=-math.inf, top1_share=0.0, median_rank=math.inf)
     return StopStats(
         texts=len(ranks),
         mean_log_probability=float(np.mean(log_probs)),
@@ -85,5 +85,7 @@ def measure_stopping(next_token_logits: Callable[[list[int]], np.ndarray], prefi
 
 
 def learned_to_stop(tuned: StopStats, base: StopStats) -> bool:
+    if not tuned.texts:
+        return False
     gained = tuned.mean_log_probability - base.mean_log_probability >= math.log(STOP_GAIN)
     return gained or tuned.top1_share >= STOP_TOP1_SHARE
