@@ -161,6 +161,14 @@ def _add_hparams(writer: gguf.GGUFWriter, config, hparams: dict) -> None:
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
 
 
+# Texts llama.cpp's loader (src/llama-vocab.cpp) takes for end-of-generation tokens whatever the file
+# says; it retypes them CONTROL with a "control-looking token" warning. Qwen's vocabulary has "</s>" as
+# an ordinary BPE token (id 128247), so typing it CONTROL here changes nothing but the warning.
+LLAMA_CPP_EOG_TEXTS = frozenset(
+    {"</s>", "<end_of_turn>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<end_of_utterance>", "<eos>", "<turn|>", "[e~["}
+)
+
+
 def looks_like_control(token: str) -> bool:
     # llama.cpp's converter types such tokens CONTROL whatever their special flag (Qwen's <|fim_prefix|>
     # is not special), and llama.cpp warns on load about any it finds typed otherwise.
@@ -170,8 +178,8 @@ def looks_like_control(token: str) -> bool:
 def _token_type(token: str | None, added: dict | None) -> gguf.TokenType:
     if token is None:
         return gguf.TokenType.UNUSED
-    if added is None:
-        return gguf.TokenType.NORMAL
+    if added is None:  # an ordinary BPE token, unless llama.cpp will take it for an end token anyway
+        return gguf.TokenType.CONTROL if token in LLAMA_CPP_EOG_TEXTS else gguf.TokenType.NORMAL
     return gguf.TokenType.CONTROL if added["special"] or looks_like_control(token) else gguf.TokenType.USER_DEFINED
 
 
