@@ -35,7 +35,9 @@ from blogtune_assets.core.gguf_verify import (
     perplexity,
 )
 from blogtune_assets.core.merge import chat_prompt, hf_stop_stats
-from blogtune_assets.core.stopping import IM_END, end_of_body_prefixes, learned_to_stop, measure_stopping
+from blogtune_assets.core.chat_tokens import ChatEncoder
+from blogtune_assets.core.tiny_tokenizer import IM_END
+from blogtune_assets.core.stopping import end_of_body_prefixes, learned_to_stop, measure_stopping
 from blogtune_assets.core.modelfile import modelfile
 from blogtune_assets.core.sft import read_jsonl, stop_conversations
 from blogtune_assets.core.tiny_model import TinyShape, qwen3_config
@@ -167,7 +169,7 @@ def stop_setup(tiny_base_dir, sample_dataset):
     """Bodies the embedded base saw as ChatML in pretraining, and an untrained model of its shape as its "base"."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
     trains = read_jsonl(sample_dataset / "train.jsonl")
-    prefixes = end_of_body_prefixes(tokenizer, stop_conversations([], trains), max_length=1024)
+    prefixes = end_of_body_prefixes(ChatEncoder(tokenizer), stop_conversations([], trains), max_length=1024)
     torch.manual_seed(0)
     untrained = Qwen3ForCausalLM(qwen3_config(TinyShape(), tokenizer)).eval()
     im_end = tokenizer.convert_tokens_to_ids(IM_END)

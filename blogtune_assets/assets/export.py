@@ -21,7 +21,6 @@ from blogtune_assets.core.gguf_verify import (
     perplexity,
 )
 from blogtune_assets.core.stopping import (
-    IM_END,
     STOP_GAIN,
     STOP_TOP1_SHARE,
     StopStats,
@@ -79,9 +78,9 @@ def gguf_q4km(
         for name, key in ((intermediate_name, "intermediate_perplexity"), (Q4_NAME, "q4_k_m_perplexity")):
             with load_llama(folder / name, n_ctx=max_length, logits_all=True) as llm:
                 report[key] = perplexity(llm, token_lists)
-        prefixes = end_of_body_prefixes(tokenizer, stop_conversations(evals, read_jsonl(sft_dataset / "train.jsonl")), max_length)
+        prefixes = end_of_body_prefixes(encoder, stop_conversations(evals, read_jsonl(sft_dataset / "train.jsonl")), max_length)
         with load_llama(folder / Q4_NAME, n_ctx=max_length) as llm:
-            stops = measure_stopping(lambda p: gguf_next_token_logits(llm, p), prefixes, tokenizer.convert_tokens_to_ids(IM_END))
+            stops = measure_stopping(lambda p: gguf_next_token_logits(llm, p), prefixes, encoder.im_end_id)
             # Information, not a gate: sampled with the Modelfile's settings, as an ollama user gets them.
             titles = [e["conversations"][0]["content"] for e in evals[:SAMPLE_TITLES]]
             samples = generate_posts(llm, titles, max_length, **SAMPLING)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
+from blogtune_assets.core.tiny_tokenizer import IM_END
+
 PROMPT_OPEN = "<|im_start|>user\n"
 PROMPT_CLOSE = "<|im_end|>\n<|im_start|>assistant\n"
 THINKING = "<think>\n\n</think>\n\n"
@@ -52,6 +54,7 @@ class ChatEncoder:
         spec["added_tokens"] = []  # the same BPE with no added tokens: no text can become a control token
         self._plain = Tokenizer.from_str(json.dumps(spec))
         self._markup = {m: tokenizer(m, add_special_tokens=False)["input_ids"] for m in (PROMPT_OPEN, PROMPT_CLOSE, THINKING, TURN_END)}
+        self.im_end_id = tokenizer.convert_tokens_to_ids(IM_END)
 
     def plain_ids(self, text: str) -> list[int]:
         return self._plain.encode(text, add_special_tokens=False).ids

@@ -24,7 +24,7 @@ from gguf.quants import quantize
 from safetensors import safe_open
 from transformers import AutoConfig, AutoTokenizer
 
-from blogtune_assets.core.stopping import IM_END
+from blogtune_assets.core.tiny_tokenizer import IM_END
 
 # HF architecture → GGUF architecture. Both use Qwen2's tokenizer scheme and NeoX RoPE, so no
 # weight permutation is needed (Llama's q/k permutation is why Llama is not listed).

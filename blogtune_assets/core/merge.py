@@ -16,7 +16,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from blogtune_assets.core.chat_tokens import ChatEncoder
-from blogtune_assets.core.stopping import IM_END, StopStats, end_of_body_prefixes, measure_stopping
+from blogtune_assets.core.stopping import StopStats, end_of_body_prefixes, measure_stopping
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -46,8 +46,7 @@ def stop_token_ids(tokenizer, model) -> list[int]:
 
 
 @torch.no_grad()
-def greedy(model, tokenizer, titles: list[str], max_new_tokens: int) -> list[str]:
-    encoder = ChatEncoder(tokenizer)
+def greedy(model, tokenizer, encoder: ChatEncoder, titles: list[str], max_new_tokens: int) -> list[str]:
     out = []
     for title in titles:
         prompt = torch.tensor([encoder.prompt_ids(title)], device=model.device)
@@ -67,9 +66,8 @@ LOGIT_TOKENS = 256
 
 
 @torch.no_grad()
-def logits_for(model, tokenizer, conversations: list[list[dict]]) -> list[torch.Tensor]:
+def logits_for(model, encoder: ChatEncoder, conversations: list[list[dict]]) -> list[torch.Tensor]:
     """Logits over each whole conversation as training encodes it (first LOGIT_TOKENS tokens)."""
-    encoder = ChatEncoder(tokenizer)
     out = []
     for messages in conversations:
         ids = torch.tensor([encoder.encode_messages(messages).input_ids[:LOGIT_TOKENS]], device=model.device)
@@ -104,17 +102,17 @@ def merge_adapter(
     model = PeftModel.from_pretrained(base, adapter_dir)
     model.eval()
 
-    im_end = tokenizer.convert_tokens_to_ids(IM_END)
-    stop_prefixes = end_of_body_prefixes(tokenizer, stop_conversations, max_length)
+    encoder = ChatEncoder(tokenizer)  # once: it copies the vocabulary
+    stop_prefixes = end_of_body_prefixes(encoder, stop_conversations, max_length)
 
-    adapter_logits = logits_for(model, tokenizer, eval_conversations)
+    adapter_logits = logits_for(model, encoder, eval_conversations)
     with model.disable_adapter():
-        base_completions = greedy(model, tokenizer, eval_titles, max_new_tokens)
-        base_stopping = hf_stop_stats(model, stop_prefixes, im_end)
+        base_completions = greedy(model, tokenizer, encoder, eval_titles, max_new_tokens)
+        base_stopping = hf_stop_stats(model, stop_prefixes, encoder.im_end_id)
     merged = model.merge_and_unload()
-    merged_logits = logits_for(merged, tokenizer, eval_conversations)
-    tuned_completions = greedy(merged, tokenizer, eval_titles, max_new_tokens)
-    tuned_stopping = hf_stop_stats(merged, stop_prefixes, im_end)
+    merged_logits = logits_for(merged, encoder, eval_conversations)
+    tuned_completions = greedy(merged, tokenizer, encoder, eval_titles, max_new_tokens)
+    tuned_stopping = hf_stop_stats(merged, stop_prefixes, encoder.im_end_id)
 
     merged.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

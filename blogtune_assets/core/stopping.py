@@ -16,7 +16,6 @@ import numpy as np
 
 from blogtune_assets.core.chat_tokens import ChatEncoder
 
-IM_END = "<|im_end|>"
 # Fine-tuning must raise P(<|im_end|>) after a body by this factor (geometric mean over the posts)...
 STOP_GAIN = 1.25
 # ...unless the model already makes it the most likely next token after this share of the posts.
@@ -27,15 +26,14 @@ STOP_TOP1_SHARE = 0.5
 STOP_TEXTS = 16
 
 
-def end_of_body_prefixes(tokenizer, conversations: Sequence[list[dict]], max_length: int, limit: int = STOP_TEXTS
+def end_of_body_prefixes(
+    encoder: ChatEncoder, conversations: Sequence[list[dict]], max_length: int, limit: int = STOP_TEXTS
 ) -> list[list[int]]:
     """Up to `limit` conversations' tokens, each cut just before the `<|im_end|>` that ends it."""
-    im_end = tokenizer.convert_tokens_to_ids(IM_END)
-    encoder = ChatEncoder(tokenizer)
     prefixes = []
     for messages in conversations:
         tokens = encoder.encode_messages(messages).input_ids
-        ends = [i for i, t in enumerate(tokens) if t == im_end]
+        ends = [i for i, t in enumerate(tokens) if t == encoder.im_end_id]
         if ends and ends[-1] < max_length:
             prefixes.append(list(tokens[: ends[-1]]))
         if len(prefixes) == limit:
