@@ -2,25 +2,39 @@
 
 What the tiny model cannot show: the real tokenizer and special ids end to end, a 151,936-row tied
 embedding (not a multiple of anything convenient; 267 rows past the tokenizer) quantized as the output,
-head dim 128 with 4 query heads per KV head, q/k norms, rope theta 1e6. Width and depth are shrunk and
-the weights stay random (seeded): full-vocabulary pretraining costs ~5 s a step on 2 cores, and what
-this base proves is the plumbing, not language.
+head dim 128 with 4 query heads per KV head, q/k norms, rope theta 1e6. Width and depth are shrunk.
+
+Like the tiny base it is pretrained on the sample blog's train posts, as documents and as ChatML
+conversations, so that it has a chat format to keep and an end of turn to learn; without that, the
+stop check has nothing to measure. Full-vocabulary pretraining would cost ~5 s a step on 2 cores, so
+the base keeps only the rows of tokens its pretraining text uses (and the special tokens): every other
+row is zero. A zero row's logit is exactly 0 whatever the hidden state, so the full softmax over
+151,936 rows equals a softmax over the kept rows plus one constant logit, log(number of zero rows),
+which is what pretraining computes. It trains a compact model over the kept rows (a dense gradient and
+AdamW state for 151,936 rows would cost more than the model), then places each row at its token's id.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import math
+import random
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from transformers import AutoTokenizer, Qwen3ForCausalLM
 
+from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.qwen3_tokenizer import QWEN3_TOKENIZER_VERSION, llama_cpp_sdist, qwen3_tokenizer_dir
-from blogtune_assets.core.tiny_model import TinyShape, qwen3_config
+from blogtune_assets.core.tiny_model import PretrainSettings, TinyShape, blocks_of, pretrain, pretraining_texts, qwen3_config
+from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT
+from blogtune_assets.profiles import SAMPLE_BLOG
 
-QWEN3_SHAPE_VERSION = "1"
+QWEN3_SHAPE_VERSION = "2"
 # Qwen3-4B: hidden 2560, 36 layers, 32 heads / 8 KV heads of 128, FFN 9728. Kept: head dim, the 4:1
 # grouping, rows that are multiples of 256 (so Q4_K_M's K-quants apply as they do at 4B).
 SHAPE = TinyShape(
@@ -34,23 +48,89 @@ SHAPE = TinyShape(
 )
 VOCAB_ROWS = 151936  # Qwen3-4B's config.json vocab_size
 BOS_TOKEN_ID = 151643  # Qwen3-4B's config.json; its tokenizer has no bos token
-SEED = 42
+PRETRAIN = PretrainSettings()
 
 
 def build_key() -> str:
-    # The tokenizer's version and source are part of what is built: its vocabulary sizes the embedding.
-    blob = json.dumps([QWEN3_SHAPE_VERSION, QWEN3_TOKENIZER_VERSION, llama_cpp_sdist().name, asdict(SHAPE), VOCAB_ROWS, SEED])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    # The tokenizer's version and source are part of what is built (its vocabulary sizes the embedding),
+    # and so is the text it pretrains on.
+    digest = hashlib.sha256(
+        json.dumps(
+            [QWEN3_SHAPE_VERSION, QWEN3_TOKENIZER_VERSION, llama_cpp_sdist().name, asdict(SHAPE), VOCAB_ROWS, asdict(PRETRAIN)]
+        ).encode()
+    )
+    for path in sorted((SAMPLE_BLOG / "_posts").rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(SAMPLE_BLOG).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def pretraining_blocks(tokenizer) -> torch.Tensor:
+    """The train posts as documents and as training-format conversations, shuffled, in blocks."""
+    encoder = ChatEncoder(tokenizer)
+    _, train_texts, train_pairs = pretraining_texts(SAMPLE_BLOG, PRETRAIN.seed)
+    end_of_text = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+    documents = [encoder.plain_ids(text) + [end_of_text] for text in train_texts]
+    documents += [encoder.encode(title, body).input_ids for title, body in train_pairs]
+    random.Random(PRETRAIN.seed).shuffle(documents)
+    return blocks_of(documents, PRETRAIN.block_size)
+
+
+def full_vocabulary_loss(zero_rows: int):
+    """The causal LM loss over the kept rows plus `zero_rows` rows whose logits are all exactly 0."""
+    zero_rows_logit = math.log(zero_rows)  # their log-sum-exp
+
+    def loss_of(model: Qwen3ForCausalLM, batch: torch.Tensor) -> torch.Tensor:
+        logits = model(input_ids=batch).logits[:, :-1]
+        rest = torch.full((*logits.shape[:-1], 1), zero_rows_logit)
+        return F.cross_entropy(torch.cat([logits, rest], dim=-1).flatten(0, 1), batch[:, 1:].flatten())
+
+    return loss_of
+
+
+def compact_config(config, kept: torch.Tensor):
+    """config for a model over the kept rows only, its special ids moved to their kept positions."""
+    compact = copy.deepcopy(config)
+    compact.vocab_size = len(kept)
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):  # the pad row stays zero, as nn.Embedding keeps it
+        setattr(compact, name, int(torch.searchsorted(kept, getattr(config, name))))
+    return compact
+
+
+def widened(compact: Qwen3ForCausalLM, kept: torch.Tensor, config) -> Qwen3ForCausalLM:
+    """The compact model with its embedding rows at their token ids in a zero VOCAB_ROWS-row embedding."""
+    weights = compact.state_dict()
+    embedding = torch.zeros(VOCAB_ROWS, SHAPE.hidden_size)
+    embedding[kept] = weights["model.embed_tokens.weight"]
+    weights["model.embed_tokens.weight"] = weights["lm_head.weight"] = embedding
+    model = Qwen3ForCausalLM(config)
+    model.load_state_dict(weights)
+    return model.eval()
 
 
 def build_qwen3_shape_model(out_dir: Path, log=print) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir(log), trust_remote_code=False)
-    torch.manual_seed(SEED)
-    model = Qwen3ForCausalLM(qwen3_config(SHAPE, tokenizer, vocab_size=VOCAB_ROWS, bos_token_id=BOS_TOKEN_ID))
+    blocks = pretraining_blocks(tokenizer)
+    special = torch.tensor(sorted(tokenizer.added_tokens_decoder))
+    kept = torch.unique(torch.cat([blocks.flatten(), special]))  # sorted ids
+    config = qwen3_config(SHAPE, tokenizer, vocab_size=VOCAB_ROWS, bos_token_id=BOS_TOKEN_ID)
+    torch.manual_seed(PRETRAIN.seed)
+    compact = Qwen3ForCausalLM(compact_config(config, kept))
+    losses = pretrain(
+        compact, torch.searchsorted(kept, blocks), PRETRAIN, log=log, loss_of=full_vocabulary_loss(VOCAB_ROWS - len(kept))
+    )
+    model = widened(compact, kept, config)
     # Qwen3's generation_config.json stops on both end tokens.
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.pad_token_id]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    log(f"qwen3-shape base: {sum(p.numel() for p in model.parameters()):,} random parameters, vocabulary {VOCAB_ROWS:,} rows")
-    return {"pretrain_steps": 0, "weights": f"random (seed {SEED})"}
+    log(f"qwen3-shape base: {sum(p.numel() for p in model.parameters()):,} parameters, {len(kept):,} of {VOCAB_ROWS:,} rows kept")
+    return {
+        "pretrain_posts": len(pretraining_texts(SAMPLE_BLOG, PRETRAIN.seed)[1]),
+        "pretrain_tokens": int(blocks.numel()),
+        "pretrain_steps": PRETRAIN.steps,
+        "pretrain_first_loss": round(losses[0], 4),
+        "pretrain_final_loss": round(sum(losses[-10:]) / len(losses[-10:]), 4),
+        "embedding_rows_kept": len(kept),
+    }

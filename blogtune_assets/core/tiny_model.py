@@ -14,6 +14,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -93,15 +94,24 @@ def build_key(site_dir: Path, shape: TinyShape = TinyShape(), settings: Pretrain
     return digest.hexdigest()[:16]
 
 
-def _blocks(tokenizer, documents: list[str], block_size: int) -> torch.Tensor:
-    ids: list[int] = []
-    for doc in documents:
-        ids.extend(tokenizer(doc, add_special_tokens=False)["input_ids"])
+def blocks_of(documents: list[list[int]], block_size: int) -> torch.Tensor:
+    """Tokenized documents, concatenated and cut into rows of block_size (the tail is dropped)."""
+    ids = [token for doc in documents for token in doc]
     n = len(ids) // block_size
     return torch.tensor(ids[: n * block_size], dtype=torch.long).view(n, block_size)
 
 
-def pretrain(model: Qwen3ForCausalLM, blocks: torch.Tensor, settings: PretrainSettings, log=print) -> list[float]:
+def causal_lm_loss(model: Qwen3ForCausalLM, batch: torch.Tensor) -> torch.Tensor:
+    return model(input_ids=batch, labels=batch).loss
+
+
+def pretrain(
+    model: Qwen3ForCausalLM,
+    blocks: torch.Tensor,
+    settings: PretrainSettings,
+    log=print,
+    loss_of: Callable[[Qwen3ForCausalLM, torch.Tensor], torch.Tensor] = causal_lm_loss,
+) -> list[float]:
     """A nanoGPT-style loop: AdamW, warmup then cosine decay, full parameters."""
     generator = torch.Generator().manual_seed(settings.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.1, betas=(0.9, 0.95))
@@ -113,14 +123,14 @@ def pretrain(model: Qwen3ForCausalLM, blocks: torch.Tensor, settings: PretrainSe
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = blocks[torch.randint(len(blocks), (settings.batch_size,), generator=generator)]
-        loss = model(input_ids=batch, labels=batch).loss
+        loss = loss_of(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
         if step % 100 == 0 or step == settings.steps - 1:
-            log(f"tiny pretrain step {step + 1}/{settings.steps} loss {loss.item():.3f} lr {lr:.2e} ({time.monotonic() - started:.0f}s)")
+            log(f"pretrain step {step + 1}/{settings.steps} loss {loss.item():.3f} lr {lr:.2e} ({time.monotonic() - started:.0f}s)")
     model.eval()
     return losses
 
@@ -155,7 +165,7 @@ def build_tiny_model(
     ]
     documents = [text + ENDOFTEXT for text in train_texts] + chats
     random.Random(settings.seed).shuffle(documents)
-    blocks = _blocks(tokenizer, documents, settings.block_size)
+    blocks = blocks_of([tokenizer(doc, add_special_tokens=False)["input_ids"] for doc in documents], settings.block_size)
 
     model = Qwen3ForCausalLM(qwen3_config(shape, tokenizer))
     losses = pretrain(model, blocks, settings, log=log)
