@@ -48,7 +48,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 	cp deploy/dagster.yaml $@
 
 demo: setup $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster asset materialize -m blogtune_assets --select '*'
+	$(VENV)/bin/dagster asset materialize -m blogtune_assets.definitions --select '*'
 	$(PY) -m blogtune_assets.summary
 
 # Installs only what is missing, and only where apt-get exists; elsewhere the tests that
@@ -68,11 +68,11 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 validate: setup
-	$(VENV)/bin/dagster definitions validate -m blogtune_assets
+	$(VENV)/bin/dagster definitions validate -m blogtune_assets.definitions
 
 # Loopback only: the UI launches runs and shows run logs, and has no login.
 ui: setup $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -m blogtune_assets
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -m blogtune_assets.definitions
 
 clean:
 	rm -rf data/blogtune_home data/dagster_home

@@ -1,5 +1,5 @@
-"""blogtune: a Jekyll blog in, its own fine-tuned language model out."""
+"""blogtune: a Jekyll blog in, its own fine-tuned language model out.
 
-from blogtune_assets.definitions import defs
-
-__all__ = ["defs"]
+Empty on purpose: Dagster loads `blogtune_assets.definitions`, and importing any other module
+(a core module in a training process, say) does not load the definitions with it.
+"""

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from blogtune_assets.core.device import Device
-from blogtune_assets.core.train import train_lora
 from blogtune_assets.profiles import TrainSettings
 
 
@@ -47,6 +46,9 @@ def launch_command(request_path: Path, num_processes: int) -> list[str]:
 
 
 def run(request: TrainRequest, emit) -> dict:
+    # Here, not at the top: lora_adapter's step imports this module for TrainRequest and needs no torch.
+    from blogtune_assets.core.train import train_lora
+
     settings = TrainSettings(**{**request.settings, "target_modules": tuple(request.settings["target_modules"])})
     out_dir = Path(request.out_dir)
     result = train_lora(

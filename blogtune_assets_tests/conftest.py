@@ -115,7 +115,7 @@ def sample_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_base_dir(tiny_base_home: Path) -> Path:
-    from blogtune_assets.core.base_model import read_manifest
+    from blogtune_assets.core.manifest import read_manifest
 
     return Path(read_manifest(ArtifactStore(tiny_base_home).current("base_model"))["train_base"]["path"])
 

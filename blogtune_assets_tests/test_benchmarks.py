@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from benchmarks import calibrate, data_pipeline, export_scaling, gpu_training, measure, training_efficiency
+from benchmarks import calibrate, data_pipeline, export_scaling, gpu_training, measure, startup, training_efficiency
 from benchmarks.synthetic_blog import REFERENCE, load_calibration, note_share, write_blog
 from blogtune_assets_tests.conftest import SHARED_CORPUS
 
@@ -79,3 +79,8 @@ def test_gpu_script_batches_are_well_formed():
     assert padded["input_ids"].shape[0] == 2 and int(padded["attention_mask"].sum()) == real
     packed, real = next(gpu_training.batches(random.Random(0), "padding_free", 64, vocab=100))
     assert packed["input_ids"].shape == (1, real) and packed["position_ids"][0, 0] == 0
+
+
+def test_startup(tmp_path):
+    payload = startup.main(["--repeats", "1", "--out", str(tmp_path)])
+    assert set(payload["imports"]) == set(startup.IMPORTS) and all(r["median_s"] > 0 for r in payload["imports"].values())

@@ -1,37 +1,34 @@
-"""The whole graph materialized by Dagster on the sample blog, as `make demo` does."""
+"""`make demo`, as a new user runs it: the whole graph through the `dagster` CLI on the sample blog.
 
-import dagster as dg
+CI runs it here rather than as a separate `make demo`: one run of the tiny graph, with assertions.
+"""
+
 import pytest
 
-from blogtune_assets.definitions import all_assets, all_checks
-from blogtune_assets.resources import from_env
+from blogtune_assets_tests.dagster_cli import checks, materialize, metadata, summary
 
 
 @pytest.mark.slow
-def test_whole_graph_on_the_sample_blog(home, monkeypatch):
-    monkeypatch.setenv("BLOGTUNE_HOME", str(home))
-    result = dg.materialize([*all_assets, *all_checks], resources=from_env())
-    assert result.success
-    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks and all(checks.values()), checks
-    meta = {
-        e.asset_key.path[-1]: {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
-        for e in result.get_asset_materialization_events()
-    }
-    assert meta["base_model"]["reused_existing_build"] is True  # the build key matched: no second pretraining
+def test_make_demo_materializes_the_whole_graph_on_the_sample_blog(tmp_path):
+    instance = materialize(tmp_path, "tiny", "*")
+    passed = checks(instance)
+    assert len(passed) == 6 and all(passed.values()), passed
+    meta = {a: metadata(instance, a) for a in ("base_model", "lora_adapter", "merged_model", "gguf_q4km")}
     assert meta["base_model"]["parameters"] > 1_000_000 and meta["base_model"]["architecture"] == "Qwen3ForCausalLM"
     lora = meta["lora_adapter"]
     assert lora["eval_loss"] < lora["base_eval_loss"]
     assert lora["train_split_loss"] < lora["base_train_split_loss"]  # the train loss falls
     assert "data:image/png;base64" in lora["loss_curve"]
+    home = tmp_path / "home"
     assert list((home / "lora_adapter" / "current" / "tensorboard").rglob("events.out.tfevents*"))
     merged = meta["merged_model"]
     assert merged["max_abs_logit_diff"] <= merged["logit_tolerance"]
-    assert merged["size_bytes"] > 0
+    assert merged["stop_probability_finetuned"] > merged["stop_probability_base"]
     export = meta["gguf_q4km"]
     assert export["quant_type"] == "Q4_K_M" and export["file_type"] == 15
     assert export["tensors_q4_k"] > 0 and export["tensors_q6_k"] > 0
     assert export["q4_k_m_perplexity"] <= export["intermediate_perplexity"] * 1.15
     assert "ollama create" in export["ollama_create"] and "generated body" in export["sample_generations"]
-    assert merged["stop_probability_finetuned"] > merged["stop_probability_base"]
-    assert (home / "gguf_q4km" / "current" / "Modelfile").exists()
+    printed = summary(tmp_path, "tiny")
+    q4 = (home / "gguf_q4km" / "current").resolve() / "model-Q4_K_M.gguf"  # the published version's own folder
+    assert f"Your model: {q4}" in printed and "ollama create blogtune" in printed

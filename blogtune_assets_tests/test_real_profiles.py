@@ -4,12 +4,6 @@
 `qwen3-shape`: the real vocabulary and Qwen3-4B's attention geometry through the whole graph.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import dagster as dg
 import gguf
 import polars as pl
 import pytest
@@ -17,44 +11,13 @@ from transformers import AutoTokenizer
 
 from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.sft import read_jsonl
-
-DAGSTER = Path(sys.executable).parent / "dagster"
-
-
-def _materialize(tmp_path: Path, profile: str, selection: str) -> dg.DagsterInstance:
-    env = {
-        **os.environ,
-        "BLOGTUNE_PROFILE": profile,
-        "BLOGTUNE_HOME": str(tmp_path / "home"),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-        # An empty hub cache with the hub unreachable: nothing may be downloaded.
-        "HF_HOME": str(tmp_path / "hf"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    (tmp_path / "dagster_home").mkdir()
-    done = subprocess.run(
-        [str(DAGSTER), "asset", "materialize", "-m", "blogtune_assets", "--select", selection],
-        env=env, capture_output=True, text=True, timeout=1500,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dg.DagsterInstance.from_config(str(tmp_path / "dagster_home"))
-
-
-def _metadata(instance: dg.DagsterInstance, asset: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
-
-
-def _checks(instance: dg.DagsterInstance) -> dict[str, bool]:
-    run = instance.get_runs(limit=1)[0]
-    events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-    return {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed for e in events}
+from blogtune_assets_tests.dagster_cli import checks, materialize, metadata
 
 
 @pytest.mark.slow
 def test_qwen3_4b_data_half_offline_counts_qwen3_tokens(tmp_path, qwen3_tokenizer_dir):
-    instance = _materialize(tmp_path, "qwen3-4b", "raw_posts,cleaned_posts,sft_dataset")
-    meta = _metadata(instance, "sft_dataset")
+    instance = materialize(tmp_path, "qwen3-4b", "raw_posts,cleaned_posts,sft_dataset")
+    meta = metadata(instance, "sft_dataset")
     assert "built offline from llama.cpp's vocabulary" in meta["tokenizer"] and "151,669 tokens" in meta["tokenizer"]
     assert "RTX 4070" in meta["gpu_hours_estimate"]
     folder = tmp_path / "home" / "sft_dataset" / "current"
@@ -67,12 +30,12 @@ def test_qwen3_4b_data_half_offline_counts_qwen3_tokens(tmp_path, qwen3_tokenize
 
 @pytest.mark.slow
 def test_qwen3_shape_whole_graph_offline_through_the_cli(tmp_path, capfd):
-    instance = _materialize(tmp_path, "qwen3-shape", "*")
-    checks = _checks(instance)
-    merged = _metadata(instance, "merged_model")
+    instance = materialize(tmp_path, "qwen3-shape", "*")
+    passed = checks(instance)
+    merged = metadata(instance, "merged_model")
     stops = {k: v for k, v in merged.items() if k.startswith("stop_probability")}
-    assert len(checks) == 6 and all(checks.values()), (checks, stops, _metadata(instance, "gguf_q4km").get("stop_probability_q4_k_m"))
-    base = _metadata(instance, "base_model")
+    assert len(passed) == 6 and all(passed.values()), (passed, stops, metadata(instance, "gguf_q4km").get("stop_probability_q4_k_m"))
+    base = metadata(instance, "base_model")
     assert base["profile"] == "qwen3-shape" and "151669 tokens" in base["tokenizer"]
     export = tmp_path / "home" / "gguf_q4km" / "current"
     q4 = next(export.glob("*Q4_K_M.gguf"))

@@ -143,7 +143,7 @@ def dagster_dev(tmp_path_factory, tiny_base_home: Path):
     }
     with log.open("wb") as log_file:
         server = subprocess.Popen(
-            [str(DAGSTER), "dev", "-m", "blogtune_assets", "-h", "127.0.0.1", "-p", str(port)],
+            [str(DAGSTER), "dev", "-m", "blogtune_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
             cwd=root,
             env=env,
             stdout=log_file,

@@ -4,11 +4,9 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from transformers import AutoTokenizer
 
 from blogtune_assets.assets.metadata import bar_chart_md, md_table
 from blogtune_assets.core import sft
-from blogtune_assets.core.base_model import counting_tokenizer
 from blogtune_assets.core.gpu_cost import training_hours
 from blogtune_assets.core.blog_state import BlogSnapshot
 from blogtune_assets.resources import ArtifactHome, ModelProfile
@@ -35,6 +33,11 @@ def sft_dataset(
     context: dg.AssetExecutionContext, cleaned_posts: Path, model_profile: ModelProfile, artifacts: ArtifactHome
 ) -> dg.Output[Path]:
     """Each kept post as a user (title) → assistant (body) conversation, split train/eval by a seeded hash of the title."""
+    # Imported here, as in every asset that needs them: the definitions load without transformers or torch.
+    from transformers import AutoTokenizer
+
+    from blogtune_assets.core.base_model import counting_tokenizer
+
     profile = model_profile.settings
     settings = profile.train
     cleaned = pl.read_parquet(cleaned_posts / "posts.parquet")

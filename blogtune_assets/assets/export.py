@@ -4,13 +4,11 @@ import json
 from pathlib import Path
 
 import dagster as dg
-from transformers import AutoTokenizer
 
 from blogtune_assets.assets.metadata import md_table
-from blogtune_assets.core.base_model import read_manifest
+from blogtune_assets.core.manifest import read_manifest
 from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.disk import ensure_free_space, gguf_bytes
-from blogtune_assets.core.gguf_export import convert_to_gguf, intermediate_type, quantize_q4_k_m, summarize
 from blogtune_assets.core.gguf_verify import (
     LOGIT_TOLERANCE,
     agreement_with_hf,
@@ -52,6 +50,11 @@ def gguf_q4km(
 ) -> dg.Output[Path]:
     """The merged model as an F16 or BF16 GGUF (its own precision, as llama.cpp's converter picks), quantized to
     Q4_K_M by llama.cpp, with an ollama Modelfile and sample posts."""
+    # Imported here, as in every asset that needs them: the definitions load without transformers or torch.
+    from transformers import AutoTokenizer
+
+    from blogtune_assets.core.gguf_export import convert_to_gguf, intermediate_type, quantize_q4_k_m, summarize
+
     profile = model_profile.settings
     max_length = profile.train.max_length
     manifest = read_manifest(base_model)
@@ -128,6 +131,8 @@ def gguf_q4km(
     f"(standard deviation), with top-1 agreeing wherever the two best logits are further apart than twice that.",
 )
 def gguf_matches_hf(gguf_q4km: Path, merged_model: Path, sft_dataset: Path) -> dg.AssetCheckResult:
+    from transformers import AutoTokenizer
+
     intermediate_name = json.loads((gguf_q4km / "report.json").read_text())["intermediate_file"]
     mismatches = [
         (name, m.key, str(m.in_gguf), str(m.in_hf))

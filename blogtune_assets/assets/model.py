@@ -10,9 +10,8 @@ import dagster as dg
 
 from blogtune_assets.assets.metadata import loss_curve_md, md_table
 from blogtune_assets.compute import HEAVY
-from blogtune_assets.core.base_model import embedded_build_key, read_manifest, resolve_base
 from blogtune_assets.core.disk import ensure_free_space, lora_training_bytes, merged_model_bytes
-from blogtune_assets.core.merge import merge_adapter
+from blogtune_assets.core.manifest import read_manifest
 from blogtune_assets.core.model_card import write_model_card
 from blogtune_assets.core.sft import read_jsonl, stop_conversations
 from blogtune_assets.profiles import TrainSettings
@@ -28,6 +27,9 @@ SIDE_BY_SIDE_TITLES = 3
 @dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="2", **HEAVY)
 def base_model(context: dg.AssetExecutionContext, model_profile: ModelProfile, artifacts: ArtifactHome) -> dg.Output[Path]:
     """The profile's base model as local folders (training base and full-precision merge base), with what it is."""
+    # Imported here, as in every asset that needs them: the definitions load without transformers or torch.
+    from blogtune_assets.core.base_model import embedded_build_key, resolve_base
+
     profile = model_profile.settings
     store = artifacts.store
     reused = profile.embedded and _current_build_key(store, "base_model") == embedded_build_key(profile)
@@ -164,6 +166,8 @@ def merged_model(
     artifacts: ArtifactHome,
 ) -> dg.Output[Path]:
     """The adapter merged into the full-precision base (merge_and_unload), saved as safetensors with its tokenizer."""
+    from blogtune_assets.core.merge import merge_adapter
+
     profile = model_profile.settings
     device = accelerator.resolve()
     manifest = read_manifest(base_model)

@@ -19,12 +19,12 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoTokenizer
 
 from blogtune_assets.core import qwen3_shape
+from blogtune_assets.core.manifest import MANIFEST
 from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
 from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir
 from blogtune_assets.core.tiny_model import build_key, build_tiny_model, build_tiny_tokenizer
 from blogtune_assets.profiles import SAMPLE_BLOG, Profile
 
-MANIFEST = "manifest.json"
 # What a base needs, and nothing that runs code: weights only as safetensors.
 HUB_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
 # Weights torch.load unpickles; named in the error when a local base holds only these.
@@ -257,10 +257,3 @@ def _hub_tokenizer(model_id: str) -> Path | None:
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError):
         return None
 
-
-def read_manifest(folder: Path) -> dict:
-    """The manifest with every base path made absolute."""
-    manifest = json.loads((folder / MANIFEST).read_text())
-    for role in ("train_base", "merge_base"):
-        manifest[role]["path"] = str(folder / manifest[role]["path"])  # an absolute path stays as it is
-    return manifest

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a device is used, not where the definitions load
+    import torch
 
 DTYPES = ("bfloat16", "float16", "float32")
 
@@ -29,16 +31,22 @@ class Device:
 
     @property
     def torch_dtype(self) -> torch.dtype:
+        import torch
+
         return getattr(torch, self.dtype)
 
     def describe(self) -> dict:
         """The resolved values, for a run's metadata."""
+        import torch
+
         gpu = torch.cuda.get_device_name(0) if self.kind == "cuda" and torch.cuda.is_available() else ""
         return {**asdict(self), "gpu": gpu, "torch": torch.__version__}
 
 
 def resolve_device(requested: str = "auto", dtype: str = "auto", num_processes: int = 0) -> Device:
     """`auto` means CUDA when torch sees it, bf16 where the GPU has it, and one process per GPU."""
+    import torch
+
     cuda = torch.cuda.is_available()
     kind = ("cuda" if cuda else "cpu") if requested == "auto" else requested
     if kind not in ("cuda", "cpu"):

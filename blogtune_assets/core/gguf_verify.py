@@ -6,13 +6,15 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gguf
 import numpy as np
-import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from blogtune_assets.core.gguf_export import BY_FILE_TYPE, SUPPORTED, Intermediate, head_dim, special_token_ids
+if TYPE_CHECKING:  # torch and transformers are imported where used: the check thresholds below load without them
+    import torch
+
+    from blogtune_assets.core.gguf_export import Intermediate
 
 # Not a GGUF key: the vocabulary size is the length of tokenizer.ggml.tokens.
 VOCAB_SIZE = "vocabulary size (tokenizer.ggml.tokens)"
@@ -47,15 +49,18 @@ def gguf_next_token_logits(llm, tokens: list[int]) -> np.ndarray:
     return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy()
 
 
-@torch.no_grad()
 def hf_logits_at_precision(model_dir: Path, tokens: list[int], dtype: torch.dtype) -> np.ndarray:
     """The HF model's logits with its matrices rounded to dtype and its vectors kept fp32, as the
     intermediate GGUF stores them, computed in fp32: like for like with llama.cpp's run of that file."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True, trust_remote_code=False)
-    for weight in model.parameters():
-        if weight.dim() >= 2:
-            weight.copy_(weight.to(dtype))
-    return model.eval()(input_ids=torch.tensor([tokens])).logits[0].numpy()
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() >= 2:
+                weight.copy_(weight.to(dtype))
+        return model.eval()(input_ids=torch.tensor([tokens])).logits[0].numpy()
 
 
 @dataclass
@@ -120,6 +125,8 @@ class HFAgreement:
 
 
 def gguf_intermediate(path: Path) -> Intermediate:
+    from blogtune_assets.core.gguf_export import BY_FILE_TYPE
+
     file_type = gguf.GGUFReader(path).get_field(gguf.Keys.General.FILE_TYPE).contents()
     if file_type not in BY_FILE_TYPE:
         raise ValueError(f"{path} has file type {file_type}, not F16 or BF16: compare the intermediate GGUF with the HF model, not a quantized one")
@@ -129,6 +136,8 @@ def gguf_intermediate(path: Path) -> Intermediate:
 def agreement_with_hf(gguf_path: Path, model_dir: Path, texts: list[str], relative_tolerance: float = LOGIT_TOLERANCE) -> HFAgreement:
     """Whether an F16/BF16 GGUF is the HF model: the same tokens for each text and for TOKENIZER_PROBE,
     and the same logits within relative_tolerance x their spread (HF weights rounded to the GGUF's precision)."""
+    from transformers import AutoTokenizer
+
     precision = gguf_intermediate(gguf_path).torch_dtype
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
     compared = [*texts, TOKENIZER_PROBE]
@@ -153,6 +162,10 @@ class Mismatch:
 
 def expected_metadata(model_dir: Path) -> dict[str, object]:
     """The GGUF metadata the HF model at model_dir implies, by GGUF key (None: the key must be absent)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from blogtune_assets.core.gguf_export import SUPPORTED, head_dim, special_token_ids
+
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
     arch = gguf.MODEL_ARCH_NAMES[SUPPORTED[config.architectures[0]]]

@@ -6,9 +6,12 @@ tiny path exercises the chat-template, masking and GGUF code of the real one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
-from trl.chat_template_utils import qwen3_chat_template
+
+if TYPE_CHECKING:  # the token names below are read where the definitions load; transformers is not needed there
+    from transformers import PreTrainedTokenizerFast
 
 # Qwen2/Qwen3's pre-tokenizer split (tokenizer.json of Qwen/Qwen3-4B); llama.cpp calls it "qwen2".
 QWEN2_SPLIT = (
@@ -24,6 +27,9 @@ VOCAB_SIZE = 4096
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE) -> PreTrainedTokenizerFast:
+    from transformers import PreTrainedTokenizerFast
+    from trl.chat_template_utils import qwen3_chat_template
+
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(

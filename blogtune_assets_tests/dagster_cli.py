@@ -1,0 +1,55 @@
+"""The `dagster` CLI as a user runs it (`make demo`), and what it recorded, for the tests that use it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from blogtune_assets.profiles import REPO_ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def materialize(tmp_path: Path, profile: str, selection: str) -> dg.DagsterInstance:
+    """Materialize selection with a fresh BLOGTUNE_HOME and DAGSTER_HOME (with the instance config `make demo`
+    installs), offline with an empty hub cache: nothing may be downloaded. Then `make demo`'s summary."""
+    env = {
+        **os.environ,
+        "BLOGTUNE_PROFILE": profile,
+        "BLOGTUNE_HOME": str(tmp_path / "home"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    (tmp_path / "dagster_home").mkdir()
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")
+    done = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "blogtune_assets.definitions", "--select", selection],
+        env=env, capture_output=True, text=True, timeout=1500,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dg.DagsterInstance.from_config(str(tmp_path / "dagster_home"))
+
+
+def summary(tmp_path: Path, profile: str) -> str:
+    """What `make demo` prints last, for the home materialize() filled."""
+    env = {**os.environ, "BLOGTUNE_PROFILE": profile, "BLOGTUNE_HOME": str(tmp_path / "home")}
+    done = subprocess.run([str(BIN / "python"), "-m", "blogtune_assets.summary"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def metadata(instance: dg.DagsterInstance, asset: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def checks(instance: dg.DagsterInstance) -> dict[str, bool]:
+    run = instance.get_runs(limit=1)[0]
+    events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    return {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed for e in events}
