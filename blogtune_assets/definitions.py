@@ -1,5 +1,7 @@
 """Everything Dagster loads: assets, checks, resources, jobs."""
 
+import os
+
 import dagster as dg
 
 from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
@@ -9,6 +11,12 @@ from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_post
 from blogtune_assets.automation import RETRAIN_JOB, new_posts_sensor, weekly_retrain_schedule
 from blogtune_assets.compute import executor
 from blogtune_assets.resources import from_env
+
+# The run log is blogtune's own progress lines (step, loss, tokens/s, ETA): tqdm bars from transformers,
+# the hub and datasets would interleave carriage returns with them. Set before any of those is imported,
+# and inherited by every step process and the training process; a person can set them to 0.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 all_assets = [raw_posts, cleaned_posts, base_model, sft_dataset, lora_adapter, merged_model, gguf_q4km]
 all_checks = [

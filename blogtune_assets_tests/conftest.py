@@ -126,3 +126,16 @@ def qwen3_tokenizer_dir() -> Path:
     from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir as build
 
     return build(log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """`make demo`'s run, once a session: the whole tiny graph through the dagster CLI, on a copy of the sample
+    blog (root / "blog"), into root / "home" and root / "dagster_home". test_end_to_end checks what it made;
+    the UI test serves the same instance, so CI materializes the whole tiny graph once."""
+    from blogtune_assets_tests.dagster_cli import materialize
+
+    root = tmp_path_factory.mktemp("demo")
+    shutil.copytree(SAMPLE_BLOG, root / "blog")
+    materialize(root, "tiny", "*", blog_dir=root / "blog")
+    return root

@@ -11,13 +11,15 @@ from pathlib import Path
 import dagster as dg
 
 from blogtune_assets.profiles import REPO_ROOT
+from blogtune_assets.summary import check_verdicts
 
 BIN = Path(sys.executable).parent
 
 
-def materialize(tmp_path: Path, profile: str, selection: str) -> dg.DagsterInstance:
+def materialize(tmp_path: Path, profile: str, selection: str, blog_dir: Path | None = None) -> dg.DagsterInstance:
     """Materialize selection with a fresh BLOGTUNE_HOME and DAGSTER_HOME (with the instance config `make demo`
-    installs), offline with an empty hub cache: nothing may be downloaded. Then `make demo`'s summary."""
+    installs), offline with an empty hub cache: nothing may be downloaded. What it printed is kept in
+    tmp_path / "dagster_cli.log"."""
     env = {
         **os.environ,
         "BLOGTUNE_PROFILE": profile,
@@ -25,6 +27,7 @@ def materialize(tmp_path: Path, profile: str, selection: str) -> dg.DagsterInsta
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
         "HF_HOME": str(tmp_path / "hf"),
         "HF_HUB_OFFLINE": "1",
+        **({"BLOGTUNE_BLOG_DIR": str(blog_dir)} if blog_dir else {}),
     }
     (tmp_path / "dagster_home").mkdir()
     shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")
@@ -32,13 +35,14 @@ def materialize(tmp_path: Path, profile: str, selection: str) -> dg.DagsterInsta
         [str(BIN / "dagster"), "asset", "materialize", "-m", "blogtune_assets.definitions", "--select", selection],
         env=env, capture_output=True, text=True, timeout=1500,
     )  # fmt: skip
+    (tmp_path / "dagster_cli.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stderr[-3000:]
     return dg.DagsterInstance.from_config(str(tmp_path / "dagster_home"))
 
 
 def summary(tmp_path: Path, profile: str) -> str:
     """What `make demo` prints last, for the home materialize() filled."""
-    env = {**os.environ, "BLOGTUNE_PROFILE": profile, "BLOGTUNE_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "BLOGTUNE_PROFILE": profile, "BLOGTUNE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster_home")}
     done = subprocess.run([str(BIN / "python"), "-m", "blogtune_assets.summary"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -50,6 +54,5 @@ def metadata(instance: dg.DagsterInstance, asset: str) -> dict:
 
 
 def checks(instance: dg.DagsterInstance) -> dict[str, bool]:
-    run = instance.get_runs(limit=1)[0]
-    events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-    return {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed for e in events}
+    """Each check's latest verdict, as the demo's summary reads them (only the checks that ran)."""
+    return {name: passed for name, passed in check_verdicts(instance).items() if passed is not None}

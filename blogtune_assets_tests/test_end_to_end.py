@@ -1,16 +1,18 @@
 """`make demo`, as a new user runs it: the whole graph through the `dagster` CLI on the sample blog.
 
-CI runs it here rather than as a separate `make demo`: one run of the tiny graph, with assertions.
+CI runs it here rather than as a separate `make demo`: one run of the tiny graph (the `demo_run`
+fixture, which the UI test serves too), with assertions.
 """
 
+import dagster as dg
 import pytest
 
-from blogtune_assets_tests.dagster_cli import checks, materialize, metadata, summary
+from blogtune_assets_tests.dagster_cli import checks, metadata, summary
 
 
 @pytest.mark.slow
-def test_make_demo_materializes_the_whole_graph_on_the_sample_blog(tmp_path):
-    instance = materialize(tmp_path, "tiny", "*")
+def test_make_demo_materializes_the_whole_graph_on_the_sample_blog(demo_run):
+    instance = dg.DagsterInstance.from_config(str(demo_run / "dagster_home"))
     passed = checks(instance)
     assert len(passed) == 6 and all(passed.values()), passed
     meta = {a: metadata(instance, a) for a in ("base_model", "lora_adapter", "merged_model", "gguf_q4km")}
@@ -19,7 +21,7 @@ def test_make_demo_materializes_the_whole_graph_on_the_sample_blog(tmp_path):
     assert lora["eval_loss"] < lora["base_eval_loss"]
     assert lora["train_split_loss"] < lora["base_train_split_loss"]  # the train loss falls
     assert "data:image/png;base64" in lora["loss_curve"]
-    home = tmp_path / "home"
+    home = demo_run / "home"
     assert list((home / "lora_adapter" / "current" / "tensorboard").rglob("events.out.tfevents*"))
     merged = meta["merged_model"]
     assert merged["max_abs_logit_diff"] <= merged["logit_tolerance"]
@@ -29,6 +31,27 @@ def test_make_demo_materializes_the_whole_graph_on_the_sample_blog(tmp_path):
     assert export["tensors_q4_k"] > 0 and export["tensors_q6_k"] > 0
     assert export["q4_k_m_perplexity"] <= export["intermediate_perplexity"] * 1.15
     assert "ollama create" in export["ollama_create"] and "generated body" in export["sample_generations"]
-    printed = summary(tmp_path, "tiny")
+    # The run log reads as a log: blogtune's progress lines, no third-party progress bars.
+    log = (demo_run / "dagster_cli.log").read_text()
+    assert "step 80/80 · loss" in log and "%|" not in log and "it/s]" not in log
+
+    # The demo's last screen: what was built and proven, with the figures the UI shows.
+    printed = summary(demo_run, "tiny")
+    raw, cleaned, data = (metadata(instance, a) for a in ("raw_posts", "cleaned_posts", "sft_dataset"))
     q4 = (home / "gguf_q4km" / "current").resolve() / "model-Q4_K_M.gguf"  # the published version's own folder
-    assert f"Your model: {q4}" in printed and "ollama create blogtune" in printed
+    expected = [
+        "3,410,688-parameter stand-in",
+        "not meant to be read",
+        f"{raw['files_found']} files under _posts/: {raw['posts_read']} read, {raw['files_rejected']} rejected; "
+        f"{cleaned['posts_kept']} kept, {cleaned['posts_dropped']} dropped",
+        f"{data['train_examples']} train / {data['eval_examples']} eval examples, {data['train_tokens']:,} / {data['eval_tokens']:,} tokens",
+        f"eval loss {lora['base_eval_loss']:.3f} (base) -> {lora['eval_loss']:.3f} (fine-tuned)",
+        f"model-Q4_K_M.gguf: {export['size_bytes'] / 1e6:.1f} MB",
+        "6/6 passed",
+        f"ollama create blogtune -f {q4.parent / 'Modelfile'}",
+        f"llama-cli -m {q4} --jinja -cnv",
+        "A sample, drawn as the Modelfile samples (",
+        "BLOGTUNE_PROFILE=qwen3-4b",
+        "10 h 52 min on one RTX 4070",
+    ]
+    assert [line for line in expected if line not in printed] == [], printed

@@ -63,6 +63,7 @@ def sft_dataset(
     return dg.Output(
         path,
         metadata={
+            "length_at_a_glance": md_table(["tokens", "examples"], hist),  # first, and unfolded; the plot below folds
             "path": dg.MetadataValue.path(str(path)),
             "profile": profile.name,
             # The weekly schedule retrains only when the blog's digest differs from this one.

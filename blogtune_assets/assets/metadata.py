@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 import dagster as dg
 
 TABLE_ROWS = 50
+# The Dagster UI folds markdown longer than this behind "[Show Markdown]"; what should be seen at a glance stays under it.
+UNFOLDED_CHARS = 1000
 
 
 def md_table(headers: Sequence[str], rows: Iterable[Sequence], limit: int = TABLE_ROWS) -> dg.MarkdownMetadataValue:
@@ -67,3 +69,37 @@ def loss_curve_md(log_history: list[dict]) -> dg.MarkdownMetadataValue:
     ax.legend()
     fig.tight_layout()
     return dg.MetadataValue.md(_png_md(fig, "loss curve"))
+
+
+def loss_at_a_glance_md(log_history: list[dict], metrics: dict) -> dg.MarkdownMetadataValue:
+    """Short enough to show unfolded: a sparkline of the logged train loss (per batch, so noisy) and the
+    losses that are not: eval and a fixed train sample, before and after training."""
+    train = [h["loss"] for h in log_history if "loss" in h]
+    table = md_table(
+        ["loss", "before", "after"],
+        [
+            ("eval split", metrics["base_eval_loss"], metrics["eval_loss"]),
+            (f"train sample ({metrics['train_split_loss_examples']} examples)", metrics["base_train_split_loss"], metrics["train_split_loss"]),
+        ],
+    ).value
+    return dg.MetadataValue.md(f"{_sparkline_md(train, 'train loss per logged step')}\n\n{table}" if len(train) > 1 else table)
+
+
+def _sparkline_md(values: Sequence[float], alt: str) -> str:
+    """A 144 x 40 two-colour PNG line, a few hundred characters of base64: a picture without a click."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(2.4, 0.66), dpi=60)
+    ax.plot(range(len(values)), values, color="#4f43dd", lw=1.2, antialiased=False)
+    ax.set_axis_off()
+    fig.subplots_adjust(0, 0, 1, 1)
+    rendered = io.BytesIO()
+    fig.savefig(rendered, format="png")
+    plt.close(fig)
+    small = io.BytesIO()
+    Image.open(rendered).convert("RGB").quantize(colors=2).save(small, format="PNG", optimize=True, bits=1)
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(small.getvalue()).decode()}) {alt}: {values[0]:.3f} → {values[-1]:.3f}"

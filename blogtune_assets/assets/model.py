@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from blogtune_assets.assets.metadata import loss_curve_md, md_table
+from blogtune_assets.assets.metadata import loss_at_a_glance_md, loss_curve_md, md_table
 from blogtune_assets.compute import HEAVY
 from blogtune_assets.core.disk import ensure_free_space, lora_training_bytes, merged_model_bytes
 from blogtune_assets.core.manifest import read_manifest
@@ -140,6 +140,7 @@ def lora_adapter(
     return dg.Output(
         path,
         metadata={
+            "loss_at_a_glance": loss_at_a_glance_md(log_history, metrics),  # first: the top of the asset page
             **reported.metadata,
             "path": dg.MetadataValue.path(str(path)),
             "eval_loss_vs_base": round(metrics["eval_loss"] - metrics["base_eval_loss"], 4),

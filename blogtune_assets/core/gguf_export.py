@@ -3,7 +3,7 @@
 The converter streams: tensor metadata comes from the safetensors headers, the
 header is written first, then each tensor is loaded, converted and written on
 its own, so peak memory is about one tensor, not a second copy of the model.
-Metadata follows llama.cpp's own converter (convert_hf_to_gguf.py) for Qwen2/Qwen3.
+Metadata follows llama.cpp's own converter (convert_hf_to_gguf.py) for Qwen3.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from transformers import AutoConfig, AutoTokenizer
 
 from blogtune_assets.core.tiny_tokenizer import IM_END
 
-# HF architecture → GGUF architecture. Both use Qwen2's tokenizer scheme and NeoX RoPE, so no
-# weight permutation is needed (Llama's q/k permutation is why Llama is not listed).
-SUPPORTED = {"Qwen3ForCausalLM": gguf.MODEL_ARCH.QWEN3, "Qwen2ForCausalLM": gguf.MODEL_ARCH.QWEN2}
+# HF architecture → GGUF architecture: only what the tests convert and run in llama.cpp. Qwen2 is close
+# (same tokenizer scheme, NeoX RoPE) but has attention biases and no q/k norms, and nothing here tests it.
+SUPPORTED = {"Qwen3ForCausalLM": gguf.MODEL_ARCH.QWEN3}
 # Qwen3's template adds the empty thinking block only when enable_thinking is false. llama-server always
 # passes enable_thinking (true unless --reasoning off), so the GGUF's template adds the block
 # unconditionally: blogtune trains with it, and with no enable_thinking left in the template llama.cpp
@@ -144,7 +144,7 @@ def _add_rope(writer: gguf.GGUFWriter, hparams: dict) -> None:
 
 
 def head_dim(config) -> int:
-    # Qwen3 sets it (128 for Qwen3-4B, not hidden / heads = 80); Qwen2's config has none.
+    # Qwen3 sets it (128 for Qwen3-4B, not hidden / heads = 80); older configs have none.
     return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 

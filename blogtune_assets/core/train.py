@@ -1,12 +1,21 @@
 """The SFT recipe: LoRA on all seven projections with trl's SFTTrainer.
 
-What the model sees: each example is rendered by Qwen3's chat template as
-``<|im_start|>user\\n{title}<|im_end|>\\n<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n{body}<|im_end|>\\n``.
-trl swaps in its Qwen3 *training* template, which wraps the assistant part in
-``{% generation %}`` so only the assistant's tokens (the empty thinking block,
-the body, ``<|im_end|>``) carry labels; the user's tokens are -100. Inference
-renders the prompt with ``enable_thinking=False``, which ends in exactly that
-empty thinking block, so training and inference prompts are identical.
+The training path, in the order a run takes it:
+- `assets/model.py::lora_adapter` (Dagster) merges the profile's `TrainSettings` (`profiles.py`) with the run
+  config, writes a `TrainRequest` and launches `train_process.py` through Dagster Pipes, under torchrun when
+  there is more than one process (`core/device.py` decides device, dtype and process count).
+- `train_process.py` runs in each process and calls `train_lora` here; only rank 0 reports to Dagster.
+- `train_lora` loads the split (`load_sft_split`: `core/chat_tokens.py` turns each conversation into
+  input_ids and labels), the base (`load_train_model`: 4-bit QLoRA on CUDA, fp32 on the CPU), measures the
+  base's losses, resumes from the newest complete checkpoint (`core/checkpoints.py`), trains, measures again
+  and saves the adapter; `lora_adapter` then writes the model card (`core/model_card.py`).
+
+What the model sees: ``<|im_start|>user\n{title}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n{body}<|im_end|>\n``,
+tokenized by `ChatEncoder` (the title and body as plain text, so a post cannot forge a control token), with
+labels only on the assistant part (the empty thinking block, the body, ``<|im_end|>\n``). trl receives the
+ids and labels ready, so its assistant-only masking, which needs a template it recognises, stays off. The
+inference prompt (`enable_thinking=False` in the base's template, and the GGUF's template) ends in exactly
+that empty thinking block, so training and inference prompts are identical (`test_chat_tokens.py`).
 """
 
 from __future__ import annotations
