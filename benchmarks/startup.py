@@ -19,7 +19,8 @@ from benchmarks import measure
 # What a process imports, by who pays it.
 IMPORTS = {
     "definitions (every step)": "import blogtune_assets.definitions",
-    "sft_dataset's step": "import blogtune_assets.definitions, transformers",
+    # Its body imports transformers and the base resolver, which the embedded bases' builders bring torch into.
+    "sft_dataset's step": "import blogtune_assets.definitions, transformers, blogtune_assets.core.base_model",
     "training process (torchrun)": "import blogtune_assets.train_process, blogtune_assets.core.train",
     "python itself": "pass",
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from blogtune_assets.core.artifacts import ArtifactNotFound
+from blogtune_assets.core.artifacts import CURRENT, ArtifactNotFound
 from blogtune_assets.core.gpu_cost import REFERENCE_TOKENS_PER_S
 from blogtune_assets.definitions import all_assets, all_checks
 from blogtune_assets.resources import from_env
@@ -75,7 +75,9 @@ def render(instance: dg.DagsterInstance, store) -> str:
     lora, export = meta["lora_adapter"], meta["gguf_q4km"]
     verdicts = check_verdicts(instance)
     failed = [name for name, passed in verdicts.items() if passed is not True]
-    q4 = Path(str(export["path"]))
+    published = Path(str(export["path"]))
+    # Through the `current` link, which stays valid when a newer version is published and this one pruned.
+    q4 = store.asset_dir("gguf_q4km") / CURRENT / published.name
     lines = [
         f"blogtune built your model with {STAND_INS[base['profile']].format(**base)}"
         if base["profile"] in STAND_INS
@@ -98,7 +100,7 @@ def render(instance: dg.DagsterInstance, store) -> str:
         f"  ollama create blogtune -f {q4.parent / 'Modelfile'} && ollama run blogtune \"Trying Rust\"",
         f"  llama-cli -m {q4} --jinja -cnv",
         "",
-        *_sample(json.loads((q4.parent / "report.json").read_text())),
+        *_sample(json.loads((published.parent / "report.json").read_text())),
         "",
         REAL_RUN,
     ]

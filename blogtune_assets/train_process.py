@@ -46,7 +46,8 @@ def launch_command(request_path: Path, num_processes: int) -> list[str]:
 
 
 def run(request: TrainRequest, emit) -> dict:
-    # Here, not at the top: lora_adapter's step imports this module for TrainRequest and needs no torch.
+    # Here, not at the top: lora_adapter's step imports this module for TrainRequest, and trl, peft and
+    # datasets are this process's cost, not the step's.
     from blogtune_assets.core.train import train_lora
 
     settings = TrainSettings(**{**request.settings, "target_modules": tuple(request.settings["target_modules"])})

@@ -1,7 +1,7 @@
 """The Dagster UI driven the way a user drives it: `dagster dev`, a browser, a run launched by a click, the sensor.
 
 One `dagster dev` (webserver and daemon) serves the whole module on a free port, over the instance,
-BLOGTUNE_HOME and blog copy of `make demo`'s run (the demo_run fixture: the whole graph, materialized
+BLOGTUNE_HOME and blog of `make demo`'s run, copied (the demo_run fixture: the whole graph, materialized
 once a session through the CLI); headless Debian chromium clicks through it. Assertions read text the page shows, not HTTP codes. Screenshots go to ci-artifacts/screenshots/
 (git-ignored) so a reviewer sees what the browser saw; the server's log goes beside them.
 """
@@ -117,9 +117,13 @@ def _stop(server: subprocess.Popen, dagster_home: Path, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def dagster_dev(demo_run: Path):
-    """The UI over `make demo`'s instance (the demo_run fixture): the whole graph is materialized once a session."""
-    root = demo_run
+def dagster_dev(demo_run: Path, tmp_path_factory):
+    """The UI over a copy of `make demo`'s run (the demo_run fixture: the whole graph, materialized once a
+    session). A copy, so the post this module writes and the runs it launches never reach what
+    test_end_to_end reads, in whatever order the two run."""
+    root = tmp_path_factory.mktemp("ui")
+    for name in ("dagster_home", "home", "blog"):
+        shutil.copytree(demo_run / name, root / name, symlinks=True)
     dagster_home, blogtune_home, blog_dir = root / "dagster_home", root / "home", root / "blog"
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -243,7 +247,7 @@ def ui_run(dagster_dev: DagsterDev, page: Page) -> str:
     page.wait_for_url(re.compile(rf"/runs/{run_id}"))
     outcome = page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
     try:
-        expect(outcome).to_be_visible()
+        expect(outcome).to_be_visible(timeout=UI_S * 1000)
     finally:
         _shoot(page, "02-run")
     assert outcome.inner_text() == "Success", _log_tail(dagster_dev.log)

@@ -63,7 +63,7 @@ def sft_dataset(
     return dg.Output(
         path,
         metadata={
-            "length_at_a_glance": md_table(["tokens", "examples"], hist),  # first, and unfolded; the plot below folds
+            "length_table": md_table(["tokens", "examples"], hist),  # first, and unfolded; the plot below folds
             "path": dg.MetadataValue.path(str(path)),
             "profile": profile.name,
             # The weekly schedule retrains only when the blog's digest differs from this one.
@@ -85,7 +85,6 @@ def sft_dataset(
             "length_histogram": bar_chart_md(
                 "Examples by token length", [label for label, _ in hist], [n for _, n in hist], "tokens", "examples"
             ),
-            "length_table": md_table(["tokens", "examples"], hist),
             "preview": md_table(
                 ["side", "title", "body (start)"],
                 [

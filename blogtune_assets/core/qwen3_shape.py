@@ -30,7 +30,15 @@ from transformers import AutoTokenizer, Qwen3ForCausalLM
 
 from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.qwen3_tokenizer import QWEN3_TOKENIZER_VERSION, llama_cpp_sdist, qwen3_tokenizer_dir
-from blogtune_assets.core.tiny_model import PretrainSettings, TinyShape, blocks_of, pretrain, pretraining_texts, qwen3_config
+from blogtune_assets.core.tiny_model import (
+    TINY_VERSION,
+    PretrainSettings,
+    TinyShape,
+    blocks_of,
+    pretrain,
+    pretraining_texts,
+    qwen3_config,
+)
 from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT
 from blogtune_assets.profiles import SAMPLE_BLOG
 
@@ -53,10 +61,10 @@ PRETRAIN = PretrainSettings()
 
 def build_key() -> str:
     # The tokenizer's version and source are part of what is built (its vocabulary sizes the embedding),
-    # and so is the text it pretrains on.
+    # and so are the text it pretrains on and the tiny base's pretraining code (TINY_VERSION), which it shares.
     digest = hashlib.sha256(
         json.dumps(
-            [QWEN3_SHAPE_VERSION, QWEN3_TOKENIZER_VERSION, llama_cpp_sdist().name, asdict(SHAPE), VOCAB_ROWS, asdict(PRETRAIN)]
+            [QWEN3_SHAPE_VERSION, TINY_VERSION, QWEN3_TOKENIZER_VERSION, llama_cpp_sdist().name, asdict(SHAPE), VOCAB_ROWS, asdict(PRETRAIN)]
         ).encode()
     )
     for path in sorted((SAMPLE_BLOG / "_posts").rglob("*")):
@@ -92,7 +100,7 @@ def compact_config(config, kept: torch.Tensor):
     """config for a model over the kept rows only, its special ids moved to their kept positions."""
     compact = copy.deepcopy(config)
     compact.vocab_size = len(kept)
-    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):  # the pad row stays zero, as nn.Embedding keeps it
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):  # nn.Embedding starts the pad row at zero
         setattr(compact, name, int(torch.searchsorted(kept, getattr(config, name))))
     return compact
 
