@@ -35,7 +35,8 @@ REAL_RUN = (
 )
 
 
-def _metadata(instance: dg.DagsterInstance, asset: str) -> dict | None:
+def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict | None:
+    """The metadata of the asset's latest materialization, as values; None if it has none."""
     event = instance.get_latest_materialization_event(dg.AssetKey(asset))
     if event is None:
         return None
@@ -67,7 +68,7 @@ def _sample(report: dict) -> list[str]:
 
 
 def render(instance: dg.DagsterInstance, store) -> str:
-    meta = {asset.key.path[-1]: _metadata(instance, asset.key.path[-1]) for asset in all_assets}
+    meta = {asset.key.path[-1]: latest_metadata(instance, asset.key.path[-1]) for asset in all_assets}
     missing = [name for name, m in meta.items() if m is None]
     if missing:
         return f"Not materialized yet: {', '.join(missing)}. Run `make demo` (it materializes every asset)."

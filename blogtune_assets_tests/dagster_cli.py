@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from blogtune_assets.profiles import REPO_ROOT
-from blogtune_assets.summary import check_verdicts
+from blogtune_assets.summary import check_verdicts, latest_metadata
 
 BIN = Path(sys.executable).parent
 
@@ -49,8 +49,9 @@ def summary(tmp_path: Path, profile: str) -> str:
 
 
 def metadata(instance: dg.DagsterInstance, asset: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    meta = latest_metadata(instance, asset)
+    assert meta is not None, f"{asset} was not materialized"
+    return meta
 
 
 def checks(instance: dg.DagsterInstance) -> dict[str, bool]:

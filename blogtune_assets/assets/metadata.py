@@ -29,13 +29,19 @@ def _cell(value) -> str:
     return " ".join(str(value).split()).replace("|", "\\|")
 
 
-def bar_chart_md(title: str, labels: Sequence[str], values: Sequence[float], xlabel: str, ylabel: str) -> dg.MarkdownMetadataValue:
-    """A PNG bar chart embedded in markdown, the way the Dagster quickstart shows plots."""
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (no display), imported only when a plot is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def bar_chart_md(title: str, labels: Sequence[str], values: Sequence[float], xlabel: str, ylabel: str) -> dg.MarkdownMetadataValue:
+    """A PNG bar chart embedded in markdown, the way the Dagster quickstart shows plots."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.bar(range(len(values)), values, color="#4f43dd")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
@@ -45,8 +51,7 @@ def bar_chart_md(title: str, labels: Sequence[str], values: Sequence[float], xla
 
 
 def _png_md(fig, alt: str) -> str:
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
@@ -55,11 +60,7 @@ def _png_md(fig, alt: str) -> str:
 
 def loss_curve_md(log_history: list[dict]) -> dg.MarkdownMetadataValue:
     """Train and eval loss against the optimizer step, from the trainer's log history."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for key, label in (("loss", "train"), ("eval_loss", "eval")):
         points = [(h["step"], h[key]) for h in log_history if key in h and "step" in h]
@@ -87,12 +88,9 @@ def loss_at_a_glance_md(log_history: list[dict], metrics: dict) -> dg.MarkdownMe
 
 def _sparkline_md(values: Sequence[float], alt: str) -> str:
     """A 144 x 40 two-colour PNG line, a few hundred characters of base64: a picture without a click."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from PIL import Image
 
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(2.4, 0.66), dpi=60)
     ax.plot(range(len(values)), values, color="#4f43dd", lw=1.2, antialiased=False)
     ax.set_axis_off()

@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import random
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -31,14 +30,15 @@ from transformers import AutoTokenizer, Qwen3ForCausalLM
 from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.qwen3_tokenizer import QWEN3_TOKENIZER_VERSION, llama_cpp_sdist, qwen3_tokenizer_dir
 from blogtune_assets.core.tiny_model import (
-    TINY_VERSION,
     PretrainSettings,
     TinyShape,
     blocks_of,
     pretrain,
+    pretraining_stats,
     pretraining_texts,
     qwen3_config,
 )
+from blogtune_assets.core.tiny_model import build_key as tiny_build_key
 from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT
 from blogtune_assets.profiles import SAMPLE_BLOG
 
@@ -60,23 +60,17 @@ PRETRAIN = PretrainSettings()
 
 
 def build_key() -> str:
-    # The tokenizer's version and source are part of what is built (its vocabulary sizes the embedding),
-    # and so are the text it pretrains on and the tiny base's pretraining code (TINY_VERSION), which it shares.
-    digest = hashlib.sha256(
-        json.dumps(
-            [QWEN3_SHAPE_VERSION, TINY_VERSION, QWEN3_TOKENIZER_VERSION, llama_cpp_sdist().name, asdict(SHAPE), VOCAB_ROWS, asdict(PRETRAIN)]
-        ).encode()
+    # The tokenizer's version and source are part of what is built (its vocabulary sizes the embedding);
+    # the tiny base's key covers the rest it shares: pretraining code, shape, recipe and the bundled posts.
+    blob = json.dumps(
+        [QWEN3_SHAPE_VERSION, QWEN3_TOKENIZER_VERSION, llama_cpp_sdist().name, VOCAB_ROWS, tiny_build_key(SAMPLE_BLOG, SHAPE, PRETRAIN)]
     )
-    for path in sorted((SAMPLE_BLOG / "_posts").rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(SAMPLE_BLOG).as_posix().encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def pretraining_blocks(tokenizer) -> torch.Tensor:
+def pretraining_blocks(tokenizer, train_texts: list[str], train_pairs: list[tuple[str, str]]) -> torch.Tensor:
     """The train posts as documents and as training-format conversations, shuffled, in blocks."""
     encoder = ChatEncoder(tokenizer)
-    _, train_texts, train_pairs = pretraining_texts(SAMPLE_BLOG, PRETRAIN.seed)
     end_of_text = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
     documents = [encoder.plain_ids(text) + [end_of_text] for text in train_texts]
     documents += [encoder.encode(title, body).input_ids for title, body in train_pairs]
@@ -118,7 +112,8 @@ def widened(compact: Qwen3ForCausalLM, kept: torch.Tensor, config) -> Qwen3ForCa
 
 def build_qwen3_shape_model(out_dir: Path, log=print) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir(log), trust_remote_code=False)
-    blocks = pretraining_blocks(tokenizer)
+    _, train_texts, train_pairs = pretraining_texts(SAMPLE_BLOG, PRETRAIN.seed)
+    blocks = pretraining_blocks(tokenizer, train_texts, train_pairs)
     special = torch.tensor(sorted(tokenizer.added_tokens_decoder))
     kept = torch.unique(torch.cat([blocks.flatten(), special]))  # sorted ids
     config = qwen3_config(SHAPE, tokenizer, vocab_size=VOCAB_ROWS, bos_token_id=BOS_TOKEN_ID)
@@ -134,11 +129,4 @@ def build_qwen3_shape_model(out_dir: Path, log=print) -> dict:
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     log(f"qwen3-shape base: {sum(p.numel() for p in model.parameters()):,} parameters, {len(kept):,} of {VOCAB_ROWS:,} rows kept")
-    return {
-        "pretrain_posts": len(pretraining_texts(SAMPLE_BLOG, PRETRAIN.seed)[1]),
-        "pretrain_tokens": int(blocks.numel()),
-        "pretrain_steps": PRETRAIN.steps,
-        "pretrain_first_loss": round(losses[0], 4),
-        "pretrain_final_loss": round(sum(losses[-10:]) / len(losses[-10:]), 4),
-        "embedding_rows_kept": len(kept),
-    }
+    return {**pretraining_stats(len(train_texts), blocks, PRETRAIN, losses), "embedding_rows_kept": len(kept)}

@@ -173,8 +173,13 @@ def build_tiny_model(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    return pretraining_stats(len(train_texts), blocks, settings, losses)
+
+
+def pretraining_stats(posts: int, blocks: torch.Tensor, settings: PretrainSettings, losses: list[float]) -> dict:
+    """What an embedded base's pretraining saw and reached, for base_model's metadata."""
     return {
-        "pretrain_posts": len(train_texts),
+        "pretrain_posts": posts,
         "pretrain_tokens": int(blocks.numel()),
         "pretrain_steps": settings.steps,
         "pretrain_first_loss": round(losses[0], 4),
