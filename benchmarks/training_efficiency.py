@@ -24,17 +24,18 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import measure
+from blogtune_assets.core.batching import padding_share
 from benchmarks.data_pipeline import MAX_LENGTH, tiny_tokenizer
 from benchmarks.synthetic_blog import REFERENCE, write_blog
 
 REFERENCE_MEAN_TOKENS = 1169  # per example, Qwen3 tokenizer, from the reference run
 BATCH = 2
-LENGTH_GROUP = 50  # transformers' LengthGroupedSampler sorts within mega-batches of 50 batches
-# mode → SFTConfig overrides. padding_free without packing is refused by trl when max_length is set.
+# mode → (TrainSettings, SFTConfig) overrides; padding_free is the recipe's default (TrainSettings.padding_free).
 MODES = {
-    "padded": {},
-    "padded_length_grouped": {"train_sampling_strategy": "group_by_length"},
-    "padding_free_bfd_packing": {"packing": True, "packing_strategy": "bfd"},
+    "padded": ({"padding_free": False}, {"train_sampling_strategy": "random"}),
+    "padded_length_grouped": ({"padding_free": False}, {}),
+    "padding_free": ({}, {}),
+    "padding_free_bfd_packing": ({}, {"packing": True, "packing_strategy": "bfd", "padding_free": False, "max_length": MAX_LENGTH}),
 }
 
 
@@ -57,14 +58,6 @@ def padding_shares(lengths: list[int], max_length: int = MAX_LENGTH, batch: int 
     """Computed vs real tokens per batching mode, for one epoch over `lengths`."""
     kept = [min(n, max_length) for n in lengths]
     real = sum(kept)
-    order = kept[:]
-    random.Random(seed).shuffle(order)
-
-    def padded(sequence: list[int]) -> int:
-        return sum(batch * max(sequence[i : i + batch]) for i in range(0, len(sequence), batch))
-
-    mega = batch * LENGTH_GROUP
-    grouped = [n for i in range(0, len(order), mega) for n in sorted(order[i : i + mega], reverse=True)]
     bins = best_fit_decreasing(kept, max_length)
     return {
         "examples": len(lengths),
@@ -73,8 +66,8 @@ def padding_shares(lengths: list[int], max_length: int = MAX_LENGTH, batch: int 
         "truncated_examples": sum(n > max_length for n in lengths),
         "share_lost_to_truncation": 1 - real / sum(lengths),
         "padding_share": {
-            "padded": 1 - real / padded(order),
-            "padded_length_grouped": 1 - real / padded(grouped),
+            "padded": padding_share(kept, batch, grouped=False, seed=seed),
+            "padded_length_grouped": padding_share(kept, batch, grouped=True, seed=seed),
             "padding_free": 0.0,
             "padding_free_bfd_packing": 0.0,
         },
@@ -109,12 +102,13 @@ def train_mode(mode: str, model_dir: Path, dataset_dir: Path, steps: int, out: P
 
     torch.manual_seed(42)
     device = Device("cpu")
-    settings = dataclasses.replace(get_profile("tiny").train, max_length=MAX_LENGTH, max_steps=steps)
+    settings_overrides, config_overrides = MODES[mode]
+    settings = dataclasses.replace(get_profile("tiny").train, max_length=MAX_LENGTH, max_steps=steps, **settings_overrides)
     config = dataclasses.replace(
-        sft_config(settings, out, device), eval_strategy="no", save_strategy="no", report_to=[], logging_steps=steps, **MODES[mode]
+        sft_config(settings, out, device), eval_strategy="no", save_strategy="no", report_to=[], logging_steps=steps, **config_overrides
     )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    data = load_sft_split(dataset_dir, tokenizer)
+    data = load_sft_split(dataset_dir, tokenizer, MAX_LENGTH)
     trainer = SFTTrainer(
         model=load_train_model(model_dir, device),
         args=config,

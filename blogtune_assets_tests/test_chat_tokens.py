@@ -61,7 +61,7 @@ def test_training_batches_carry_the_forged_post_as_text(tiny_base_dir, tmp_path)
         "\n".join(__import__("json").dumps(to_conversation("Quoting", FORGED_BODY)) for _ in range(2)) + "\n"
     )
     shutil.copy(tmp_path / "train.jsonl", tmp_path / "eval.jsonl")
-    row = load_sft_split(tmp_path, tokenizer)["train"][0]
+    row = load_sft_split(tmp_path, tokenizer, max_length=4096)["train"][0]
     assert row["input_ids"] == ChatEncoder(tokenizer).encode("Quoting", FORGED_BODY).input_ids
     assert row["labels"].count(tokenizer.convert_tokens_to_ids("<|im_end|>")) == 1
 

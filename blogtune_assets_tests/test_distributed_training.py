@@ -24,7 +24,9 @@ def test_two_process_ddp_run_reports_once_through_pipes(home, sample_dataset, ti
     monkeypatch.setenv("BLOGTUNE_NUM_PROCESSES", "2")
     instance = dg.DagsterInstance.ephemeral()
     sft_dataset = dg.AssetSpec("sft_dataset")  # already published in the home: loaded, not run
-    run_config = {"ops": {"lora_adapter": {"config": {"max_steps": STEPS, "logging_steps": 1, "save_steps": 2, "max_length": 256}}}}
+    # 2 sequences x 2 micro-batches a step: each of the 2 processes takes one micro-batch of 2.
+    recipe = {"gradient_accumulation_steps": 2, "max_steps": STEPS, "logging_steps": 1, "save_steps": 2, "max_length": 256}
+    run_config = {"ops": {"lora_adapter": {"config": recipe}}}
 
     result = dg.materialize(
         [sft_dataset, base_model, lora_adapter],
@@ -36,10 +38,12 @@ def test_two_process_ddp_run_reports_once_through_pipes(home, sample_dataset, ti
 
     assert result.success
     meta = {k: v.value for k, v in result.asset_materializations_for_node("lora_adapter")[0].metadata.items()}
-    assert meta["processes"] == 2 and meta["steps"] == STEPS
+    assert meta["num_processes"] == 2 and meta["steps"] == STEPS
     assert meta["accelerator"]["num_processes"] == 2 and meta["accelerator"]["kind"] == "cpu"
-    # Both processes train on their own batches: 2 processes x batch 2 x 256 tokens a step, gathered.
-    assert meta["train_tokens"] == STEPS * 2 * 2 * 256
+    # The recipe's 4 sequences a step, not 4 per process: each process accumulates 1 micro-batch, not 2.
+    # (Every sample post is longer than 256 tokens, so each sequence is 256 tokens, gathered over both.)
+    assert meta["effective_batch"] == 4
+    assert meta["train_tokens"] == STEPS * 4 * 256
     assert meta["eval_loss"] > 0 and meta["final_train_loss"] > 0
 
     logs = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]

@@ -27,10 +27,25 @@ def test_qwen3_4b_profile_is_the_reference_run(tmp_path):
     assert args.learning_rate == 2e-4
     assert str(args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type) == "cosine"
     assert args.warmup_steps == 0.03
-    assert args.max_length == 4096
+    # Cut to 4,096 when encoded (load_sft_split): trl enforces no max_length on padding-free batches.
+    assert s.max_length == 4096 and args.max_length is None
+    assert args.padding_free and args.packing is False  # 2 examples a micro-batch, flattened: no padding
     assert args.seed == 42
     # The loss mask comes with the data (core/chat_tokens); trl's template masking would refuse hub templates.
-    assert args.packing is False and args.assistant_only_loss is False
+    assert args.assistant_only_loss is False
+    assert args.gradient_checkpointing and args.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    assert args.ddp_find_unused_parameters is False
+
+
+def test_data_parallel_keeps_the_recipes_sixteen_sequences_a_step(tmp_path):
+    """One process per GPU used to multiply the batch (2 x 8 x N) and divide the steps by N at the same rate."""
+    s = get_profile("qwen3-4b").train
+    assert s.effective_batch == 16
+    for processes in (1, 2, 4, 8):
+        args = sft_config(s, tmp_path, Device("cpu", num_processes=processes))
+        assert args.per_device_train_batch_size * args.gradient_accumulation_steps * processes == 16
+    with pytest.raises(ValueError, match=r"does not split across 3 .* one of \[1, 2, 4, 8\]"):
+        sft_config(s, tmp_path, Device("cpu", num_processes=3))
 
 
 def test_cuda_gets_qlora_and_bf16_cpu_does_not():

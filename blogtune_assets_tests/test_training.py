@@ -8,13 +8,12 @@ import pytest
 import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3ForCausalLM, TrainerCallback
-from trl import SFTTrainer
 
 from blogtune_assets.core import train as train_mod
 from blogtune_assets.core.merge import chat_prompt, merge_adapter
 from blogtune_assets.core.sft import read_jsonl
 from blogtune_assets.core.device import Device
-from blogtune_assets.core.train import load_sft_split, lora_config, sft_config, train_lora
+from blogtune_assets.core.train import build_trainer, train_lora
 from blogtune_assets.profiles import get_profile
 
 QUICK = dataclasses.replace(
@@ -79,14 +78,7 @@ def test_the_tiny_recipe_follows_its_golden_loss_trajectory(initialised_base, sa
 
 def test_only_assistant_tokens_carry_labels(tiny_base_dir, sample_dataset, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
-    trainer = SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(tiny_base_dir),
-        args=sft_config(dataclasses.replace(QUICK, max_length=4096), tmp_path, Device("cpu")),
-        train_dataset=load_sft_split(sample_dataset, tokenizer)["train"],
-        eval_dataset=load_sft_split(sample_dataset, tokenizer)["eval"],
-        processing_class=tokenizer,
-        peft_config=lora_config(QUICK),
-    )
+    trainer = build_trainer(tiny_base_dir, sample_dataset, tmp_path, dataclasses.replace(QUICK, max_length=4096), Device("cpu"))
     example = trainer.train_dataset[0]
     batch = trainer.data_collator([example])
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
@@ -103,6 +95,44 @@ def test_only_assistant_tokens_carry_labels(tiny_base_dir, sample_dataset, tmp_p
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert labels.count(im_end) == 1  # the model is taught to stop
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
+
+
+def _per_example_losses(trainer, examples: list[dict]) -> list[float]:
+    """Each example's mean token loss, from one forward of the batch the trainer's collator builds."""
+    batch = trainer.data_collator(examples)
+    trainer.model.eval()
+    with torch.no_grad():
+        _, outputs = trainer.compute_loss(trainer.model, dict(batch), return_outputs=True)
+    labels = batch["labels"][:, 1:]
+    token_losses = torch.nn.functional.cross_entropy(
+        outputs.logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="none"
+    ).view(labels.shape)
+    lengths = [len(e["input_ids"]) for e in examples]
+    if batch["input_ids"].shape[0] == 1 and len(examples) > 1:  # padding-free: one row, example after example
+        starts = [sum(lengths[:k]) for k in range(len(lengths))]
+        spans = [(0, s, s + n - 1) for s, n in zip(starts, lengths)]
+    else:
+        spans = [(row, 0, n - 1) for row, n in enumerate(lengths)]
+    means = []
+    for row, start, end in spans:
+        kept = labels[row, start:end] != -100
+        means.append(token_losses[row, start:end][kept].mean().item())
+    return means
+
+
+def test_padding_free_batches_give_each_example_its_padded_loss(tiny_base_dir, sample_dataset, tmp_path):
+    """Padding-free batching flattens a micro-batch into one row; only the mask transformers builds from the
+    restarting position ids keeps an example from attending to the one before it. With that mask missing (as
+    when a KV cache is passed) the second example's loss moved by 0.15 and the fourth's by 0.5."""
+    losses = {}
+    for padding_free in (False, True):
+        settings = dataclasses.replace(QUICK, max_length=4096, padding_free=padding_free)
+        trainer = build_trainer(tiny_base_dir, sample_dataset, tmp_path / str(padding_free), settings, Device("cpu"))
+        examples = [trainer.train_dataset[i] for i in range(4)]
+        assert len({len(e["input_ids"]) for e in examples}) > 1, "examples of one length would need no padding"
+        assert trainer.data_collator(examples)["input_ids"].shape[0] == (1 if padding_free else 4)
+        losses[padding_free] = _per_example_losses(trainer, examples)
+    assert losses[True] == pytest.approx(losses[False], abs=1e-4)
 
 
 def test_resume_from_checkpoint_after_a_crash(tiny_base_dir, sample_dataset, tmp_path, monkeypatch):

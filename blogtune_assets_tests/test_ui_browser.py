@@ -220,9 +220,21 @@ def _defined_edges() -> set[tuple[str, str]]:
     }
 
 
+def _drawn_edges(page: Page) -> set[tuple[str | None, str | None]]:
+    """The lineage as drawn, once the layout has settled. The asset names show before the expanded layout's
+    edges replace the collapsed groups' (CI once read the single group-to-group path: (None, None)), so
+    read until every edge joins two assets, or the UI bound passes and the last reading is the answer."""
+    deadline = time.monotonic() + UI_S
+    while True:
+        drawn = {tuple(edge) for edge in page.evaluate(EDGES_JS, ASSETS)}
+        if (drawn and all(None not in edge for edge in drawn)) or time.monotonic() > deadline:
+            return drawn
+        time.sleep(1)
+
+
 def test_asset_graph_shows_every_asset_and_its_lineage(dagster_dev: DagsterDev, page: Page):
     _open_asset_graph(page, dagster_dev.url)
-    drawn = {tuple(edge) for edge in page.evaluate(EDGES_JS, ASSETS)}
+    drawn = _drawn_edges(page)
     _shoot(page, "01-asset-graph")
     assert drawn == _defined_edges()
     assert ("raw_posts", "cleaned_posts") in drawn and ("merged_model", "gguf_q4km") in drawn

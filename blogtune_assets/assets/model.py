@@ -10,6 +10,7 @@ import dagster as dg
 
 from blogtune_assets.assets.metadata import loss_at_a_glance_md, loss_curve_md, md_table
 from blogtune_assets.compute import HEAVY
+from blogtune_assets.core.device import Device
 from blogtune_assets.core.disk import ensure_free_space, lora_training_bytes, merged_model_bytes
 from blogtune_assets.core.manifest import read_manifest
 from blogtune_assets.core.model_card import write_model_card
@@ -111,10 +112,12 @@ def lora_adapter(
     """A LoRA adapter (r=32 on q,k,v,o,gate,up,down) trained with trl's SFTTrainer on the blog's conversations."""
     settings = config.apply(model_profile.settings.train)
     device = accelerator.resolve()
+    settings.accumulation_per_process(device.num_processes)  # a batch that cannot split fails here, before launch
     manifest = read_manifest(base_model)
     store = artifacts.store
-    # Same data, base and recipe → same folder, so a rerun after a crash resumes there.
-    checkpoints = store.asset_dir("lora_adapter") / ".checkpoints" / _run_key(sft_dataset, base_model, settings)
+    # Same data, base, recipe and processes → same folder, so a rerun after a crash resumes there (and only there:
+    # a checkpoint's optimizer and data order belong to its number of processes).
+    checkpoints = store.asset_dir("lora_adapter") / ".checkpoints" / _run_key(sft_dataset, base_model, settings, device)
     checkpoints.mkdir(parents=True, exist_ok=True)
     ensure_free_space(store.home, lora_training_bytes(Path(manifest["train_base"]["path"]), settings.lora_r), "lora_adapter")
 
@@ -151,8 +154,8 @@ def lora_adapter(
     )
 
 
-def _run_key(sft_dataset: Path, base_model: Path, settings: TrainSettings) -> str:
-    blob = json.dumps([sft_dataset.name, base_model.name, dataclasses.asdict(settings)], sort_keys=True)
+def _run_key(sft_dataset: Path, base_model: Path, settings: TrainSettings, device: Device) -> str:
+    blob = json.dumps([sft_dataset.name, base_model.name, dataclasses.asdict(settings), dataclasses.asdict(device)], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -37,27 +37,33 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.integrations import TensorBoardCallback
 from trl import SFTConfig, SFTTrainer
 
+from blogtune_assets.core.batching import padding_share
 from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.checkpoints import CHECKPOINT, newest_complete_checkpoint
 from blogtune_assets.core.device import Device
 from blogtune_assets.profiles import TrainSettings
 
+# Non-reentrant checkpointing: the reentrant kind needs the inputs to require grad (a hook on the embedding)
+# and recomputes differently under DDP; torch asks callers to choose explicitly.
+CHECKPOINTING = {"use_reentrant": False}
 CPU_NO_QLORA = "none: fp32 LoRA on CPU (bitsandbytes' 4-bit backward gives wrong gradients on CPU)"
 QLORA = "nf4 4-bit base (bitsandbytes QLoRA)"
 
 
-def load_sft_split(dataset_dir: Path, tokenizer) -> DatasetDict:
-    """train.jsonl / eval.jsonl as `input_ids` and `labels` (core/chat_tokens), which trl trains on as given.
+def load_sft_split(dataset_dir: Path, tokenizer, max_length: int) -> DatasetDict:
+    """train.jsonl / eval.jsonl as `input_ids` and `labels` (core/chat_tokens), cut to max_length, which trl
+    trains on as given.
 
     blogtune encodes the conversations itself: the format is the project's, not whatever template string
     the base ships, and post text stays plain text (a quoted <|im_end|> cannot end the loss mask early).
+    It truncates too, because trl enforces max_length only on padded batches, not padding-free ones.
     """
     files = {"train": str(dataset_dir / "train.jsonl"), "eval": str(dataset_dir / "eval.jsonl")}
     encoder = ChatEncoder(tokenizer)
 
     def encode(row: dict) -> dict:
         encoded = encoder.encode_messages(row["conversations"])
-        return {"input_ids": encoded.input_ids, "labels": encoded.labels}
+        return {"input_ids": encoded.input_ids[:max_length], "labels": encoded.labels[:max_length]}
 
     return load_dataset("json", data_files=files).map(encode, remove_columns=["conversations"])
 
@@ -82,7 +88,8 @@ def load_train_model(base_dir: Path, device: Device):
                 bnb_4bit_compute_dtype=device.torch_dtype,
             ),
         )
-        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+        # The kwargs here, not only in SFTConfig: whichever enables checkpointing last would otherwise decide.
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs=CHECKPOINTING)
     return AutoModelForCausalLM.from_pretrained(base_dir, dtype=device.torch_dtype, use_safetensors=True, trust_remote_code=False)
 
 
@@ -102,14 +109,21 @@ def sft_config(settings: TrainSettings, checkpoint_dir: Path, device: Device) ->
         output_dir=str(checkpoint_dir),
         per_device_train_batch_size=settings.per_device_train_batch_size,
         per_device_eval_batch_size=settings.per_device_train_batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        gradient_accumulation_steps=settings.accumulation_per_process(device.num_processes),
         num_train_epochs=settings.num_train_epochs,
         max_steps=settings.max_steps,
         learning_rate=settings.learning_rate,
         lr_scheduler_type=settings.lr_scheduler_type,
         warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of all steps
-        max_length=settings.max_length,
+        # load_sft_split already truncated; trl refuses a max_length it cannot enforce on padding-free batches.
+        max_length=None if settings.padding_free else settings.max_length,
         packing=False,
+        padding_free=settings.padding_free,
+        train_sampling_strategy="random" if settings.padding_free else "group_by_length",
+        gradient_checkpointing=True,
+        gradient_checkpointing_kwargs=CHECKPOINTING,
+        # Every LoRA parameter gets a gradient each step; left on for a PeftModel, DDP walks the graph for unused ones.
+        ddp_find_unused_parameters=False,
         # The labels come with the data (load_sft_split); trl's template-based masking would refuse any
         # base whose template is not byte-identical to its bundled Qwen3 one.
         assistant_only_loss=False,
@@ -200,6 +214,34 @@ def _explained_out_of_memory(settings: TrainSettings):
         raise RuntimeError(out_of_memory_advice(settings, err)) from err
 
 
+def build_trainer(
+    base_dir: Path, dataset_dir: Path, checkpoint_dir: Path, settings: TrainSettings, device: Device, emit: Callable[[str], None] = print
+) -> SFTTrainer:
+    """The SFTTrainer for one process of a run: the base with a fresh LoRA, the encoded split, the recipe."""
+    torch.manual_seed(settings.seed)
+    args = sft_config(settings, checkpoint_dir, device)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
+    # Rank 0 encodes the split into the datasets cache while the others wait, then they read it from there.
+    with args.main_process_first(desc="encoding the SFT split"):
+        data = load_sft_split(dataset_dir, tokenizer, settings.max_length)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    trainer = SFTTrainer(
+        model=load_train_model(base_dir, device),
+        args=args,
+        train_dataset=data["train"],
+        eval_dataset=data["eval"],
+        processing_class=tokenizer,
+        peft_config=lora_config(settings),
+        callbacks=[ProgressCallback(emit)],
+    )
+    trainer.remove_callback(PrinterCallback)  # ProgressCallback reports instead
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            # Without this the evaluation before training opens its writer in ./runs of the cwd.
+            callback.logging_dir = str(checkpoint_dir / "runs")
+    return trainer
+
+
 def train_lora(
     base_dir: Path,
     dataset_dir: Path,
@@ -214,25 +256,7 @@ def train_lora(
     A CUDA out-of-memory (loading, evaluating or training) becomes a message saying what to change.
     """
     with _explained_out_of_memory(settings):
-        torch.manual_seed(settings.seed)
-        tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
-        data = load_sft_split(dataset_dir, tokenizer)
-        model = load_train_model(base_dir, device)
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        trainer = SFTTrainer(
-            model=model,
-            args=sft_config(settings, checkpoint_dir, device),
-            train_dataset=data["train"],
-            eval_dataset=data["eval"],
-            processing_class=tokenizer,
-            peft_config=lora_config(settings),
-            callbacks=[ProgressCallback(emit)],
-        )
-        trainer.remove_callback(PrinterCallback)  # ProgressCallback reports instead
-        for callback in trainer.callback_handler.callbacks:
-            if isinstance(callback, TensorBoardCallback):
-                # Without this the evaluation before training opens its writer in ./runs of the cwd.
-                callback.logging_dir = str(checkpoint_dir / "runs")
+        trainer = build_trainer(base_dir, dataset_dir, checkpoint_dir, settings, device, emit)
         # LoRA's B starts at zero, so before training the model *is* the base.
         base_eval = trainer.evaluate(metric_key_prefix="base")
         # Per-batch train losses are noisy at batch 2; a fixed sample of the train split before and after is not.
@@ -260,6 +284,7 @@ def train_lora(
             "train_split_loss": round(final_train["train_split_loss"], 4),
             "base_train_split_loss": round(base_train["base_train_loss"], 4),
             "train_split_loss_examples": len(train_sample),
+            "eval_loss_examples": len(trainer.eval_dataset),
             "mean_token_accuracy": round(final_eval.get("eval_mean_token_accuracy", float("nan")), 4),
             "train_runtime_s": round(runtime, 1),
             "steps": trainer.state.global_step,
@@ -268,7 +293,12 @@ def train_lora(
             "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
             "quantization": f"{QLORA}, {device.dtype} compute" if device.qlora else CPU_NO_QLORA,
             "device": device.kind,
-            "processes": trainer.args.world_size,
+            "num_processes": trainer.args.world_size,
+            "effective_batch": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps * trainer.args.world_size,
+            "batching": "padding-free (position ids restart per example)" if settings.padding_free else "padded, grouped by length",
+            "padding_share": 0.0 if settings.padding_free else round(
+                padding_share([len(ids) for ids in trainer.train_dataset["input_ids"]], settings.per_device_train_batch_size, grouped=True, seed=settings.seed), 4
+            ),
             "resumed_from_checkpoint": resume_from.name if resume_from else "",
             "resumed_from_step": int(CHECKPOINT.match(resume_from.name)[1]) if resume_from else 0,
         }
