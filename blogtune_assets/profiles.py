@@ -71,8 +71,9 @@ class Profile:
     # Hugging Face hub ids, or None for a base built locally (see `embedded_base`).
     base_model_id: str | None
     merge_base_model_id: str | None
-    # The merge base is full precision: fp16 as in the reference run, fp32 for the CPU-only tiny model.
-    merge_dtype: str = "float16"
+    # The merge base is full precision. None merges in the dtype it is stored in (config.json): Qwen3 ships
+    # bf16, whose range fp16 activations do not have (they can overflow to inf); the embedded bases are fp32.
+    merge_dtype: str | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
     # Which local build stands in for the hub base: "tiny" or "qwen3-shape" (EMBEDDED_BUILDS in core/base_model.py).
     embedded_base: str | None = None
@@ -87,7 +88,6 @@ PROFILES = {
         name="tiny",
         base_model_id=None,
         merge_base_model_id=None,
-        merge_dtype="float32",
         # 40 posts make 2-3 optimizer steps an epoch at 2 x 8, too few to move a LoRA: the tiny
         # profile steps every batch, for more epochs, at a higher rate. Nothing else changes.
         train=TrainSettings(
@@ -107,8 +107,6 @@ PROFILES = {
         name="qwen3-shape",
         base_model_id=None,
         merge_base_model_id=None,
-        # fp16 matmuls crawl on a CPU; an fp32 merge still exports through the F16 GGUF path, as fp16 does.
-        merge_dtype="float32",
         train=TrainSettings(
             gradient_accumulation_steps=1,
             # Each step costs ~5 s on 2 cores, most of it the 151,936-wide logits. Measured on the sample

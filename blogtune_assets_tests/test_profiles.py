@@ -13,7 +13,7 @@ def test_qwen3_4b_profile_is_the_reference_run(tmp_path):
     profile = get_profile("qwen3-4b")
     assert profile.base_model_id == "unsloth/Qwen3-4B-unsloth-bnb-4bit"
     assert profile.merge_base_model_id == "unsloth/Qwen3-4B"
-    assert profile.merge_dtype == "float16"
+    assert profile.merge_dtype is None  # merged as unsloth/Qwen3-4B is stored: bf16
     s = profile.train
     lora = lora_config(s)
     assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (32, 32, 0.0)

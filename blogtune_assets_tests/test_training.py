@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3ForCausalLM, TrainerCallback
 
 from blogtune_assets.core import train as train_mod
-from blogtune_assets.core.merge import chat_prompt, merge_adapter
+from blogtune_assets.core.merge import chat_prompt, max_abs_difference, merge_adapter
 from blogtune_assets.core.sft import read_jsonl
 from blogtune_assets.core.device import Device
 from blogtune_assets.core.train import build_trainer, train_lora
@@ -184,3 +185,23 @@ def test_merged_logits_equal_adapter_logits(trained, tiny_base_dir, sample_datas
     layer = peft_model.base_model.model.model.layers[0].self_attn.q_proj
     expected = layer.base_layer.weight + (32 / 32) * layer.lora_B["default"].weight @ layer.lora_A["default"].weight
     assert torch.allclose(merged.model.layers[0].self_attn.q_proj.weight, expected, atol=1e-6)
+
+
+def test_the_merge_runs_in_the_dtype_the_merge_base_is_stored_in(trained, tiny_base_dir, sample_dataset, tmp_path):
+    """Qwen3 ships bf16; a fixed fp16 merge could overflow its activations to inf. A bf16 copy of the base merges in bf16."""
+    adapter, _ = trained
+    bf16_base = tmp_path / "bf16_base"
+    AutoModelForCausalLM.from_pretrained(tiny_base_dir, dtype=torch.bfloat16).save_pretrained(bf16_base)
+    conversations = [e["conversations"] for e in read_jsonl(sample_dataset / "eval.jsonl")[:1]]
+    result = merge_adapter(bf16_base, adapter, tmp_path / "merged", conversations, [], [], max_length=256, max_new_tokens=1)
+    assert result.dtype == "bfloat16"
+    assert json.loads((tmp_path / "merged" / "config.json").read_text())["dtype"] == "bfloat16"
+    assert 0 < result.max_abs_logit_diff < 0.5
+
+
+def test_a_nan_logit_anywhere_fails_the_merge_comparison():
+    """max() over per-conversation maxima returned 0.5 here: a NaN compares false, so only a NaN first showed."""
+    fine, broken = torch.zeros(2, 3), torch.tensor([[0.0, float("nan"), 0.0], [0.0, 0.0, 0.0]])
+    assert max_abs_difference([fine, fine], [fine + 0.5, broken]) == math.inf
+    assert max_abs_difference([fine], [fine + float("inf")]) == math.inf
+    assert max_abs_difference([fine, fine], [fine + 0.5, fine - 0.25]) == 0.5

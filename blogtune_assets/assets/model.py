@@ -188,7 +188,7 @@ def merged_model(
             eval_titles=titles,
             stop_conversations=stop_conversations(all_evals, read_jsonl(sft_dataset / "train.jsonl")),
             max_length=profile.train.max_length,
-            dtype=profile.merge_dtype,
+            dtype=profile.merge_dtype,  # None: the merge base's stored dtype
             device=device.kind,
         )
         (folder / "merge_report.json").write_text(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
@@ -199,11 +199,12 @@ def merged_model(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "merge_base": manifest["merge_base"]["id"],
-            "dtype": profile.merge_dtype,
+            "dtype": result.dtype,
+            "dtype_from": "the profile's merge_dtype" if profile.merge_dtype else "the merge base's config.json",
             "accelerator": dg.MetadataValue.json(device.describe()),
             "size_bytes": sum(p.stat().st_size for p in path.glob("*.safetensors")),
             "max_abs_logit_diff": result.max_abs_logit_diff,
-            "logit_tolerance": LOGIT_TOLERANCE[profile.merge_dtype],
+            "logit_tolerance": LOGIT_TOLERANCE[result.dtype],
             "stop_probability_base": round(result.base_stopping["geometric_mean_probability"], 4),
             "stop_probability_finetuned": round(result.tuned_stopping["geometric_mean_probability"], 4),
             "base_vs_finetuned": md_table(

@@ -8,6 +8,8 @@ PEFT-wrapped model first, then merge_and_unload() folds the adapter in place.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +23,30 @@ from blogtune_assets.core.stopping import StopStats, end_of_body_prefixes, measu
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
+def stored_dtype(model_dir: Path) -> str:
+    """The dtype a checkpoint's weights are stored in, as its config.json says (`torch_dtype` before transformers 5)."""
+    config = json.loads((model_dir / "config.json").read_text())
+    dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
+    if dtype not in DTYPES:
+        raise ValueError(f"{model_dir / 'config.json'} stores dtype {dtype!r}; set the profile's merge_dtype to one of {sorted(DTYPES)}")
+    return dtype
+
+
+def max_abs_difference(expected: list[torch.Tensor], actual: list[torch.Tensor]) -> float:
+    """The largest |expected - actual| over all pairs; inf when any value is NaN or inf, which no tolerance passes
+    (a Python max() over per-pair maxima skips a NaN that is not first)."""
+    worst = 0.0
+    for a, b in zip(expected, actual, strict=True):
+        difference = (a.float() - b.float()).abs()
+        if not torch.isfinite(difference).all():
+            return math.inf
+        worst = max(worst, difference.max().item())
+    return worst
+
+
 @dataclass
 class MergeResult:
+    dtype: str  # what the merge ran and saved in
     max_abs_logit_diff: float
     base_completions: list[str]
     tuned_completions: list[str]
@@ -91,10 +115,12 @@ def merge_adapter(
     eval_titles: list[str],
     stop_conversations: list[list[dict]],
     max_length: int,
-    dtype: str = "float32",
+    dtype: str | None = None,
     max_new_tokens: int = 64,
     device: str = "cpu",
 ) -> MergeResult:
+    """Merge in `dtype`, or when None in the dtype the merge base is stored in."""
+    dtype = dtype or stored_dtype(merge_base_dir)
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=False)
     base = AutoModelForCausalLM.from_pretrained(
         merge_base_dir, dtype=DTYPES[dtype], device_map={"": device}, use_safetensors=True, trust_remote_code=False
@@ -116,9 +142,9 @@ def merge_adapter(
 
     merged.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    diff = max((a - m).abs().max().item() for a, m in zip(adapter_logits, merged_logits)) if eval_conversations else 0.0
     return MergeResult(
-        max_abs_logit_diff=diff,
+        dtype=dtype,
+        max_abs_logit_diff=max_abs_difference(adapter_logits, merged_logits),
         base_completions=base_completions,
         tuned_completions=tuned_completions,
         base_stopping=base_stopping.as_dict(),
