@@ -1,5 +1,8 @@
 """The profile mapping, checked without downloading anything."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -57,13 +60,35 @@ def test_accelerator_resolves_auto_to_what_this_machine_has():
     device = resolve_device()  # no GPU here
     assert device == Device("cpu", "float32", 1)
     assert resolve_device("cpu", "bfloat16", 2) == Device("cpu", "bfloat16", 2)
-    assert device.describe()["torch"] == torch.__version__
+    assert device.describe()["torch_version"] == torch.__version__
     with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
         resolve_device("cuda")
     with pytest.raises(ValueError, match="float16 training needs CUDA"):
         resolve_device("cpu", "float16")
     with pytest.raises(ValueError, match="dtype must be auto or one of"):
         resolve_device("cpu", "fp8")
+
+
+H200_PAIR = {"cuda_devices": 2, "bf16": True, "gpu": "NVIDIA H200", "torch": "2.11.0"}
+
+
+def test_auto_on_a_gpu_machine_is_bf16_and_one_process_per_gpu():
+    assert resolve_device(seen=H200_PAIR) == Device("cuda", "bfloat16", 2)
+    assert resolve_device(seen={**H200_PAIR, "bf16": False}).dtype == "float16"  # a T4, say
+    assert resolve_device(seen=H200_PAIR).describe()["gpu"] == "NVIDIA H200"
+    with pytest.raises(ValueError, match="3 processes asked for, but torch sees 2 GPUs"):
+        resolve_device(num_processes=3, seen=H200_PAIR)
+
+
+def test_resolving_the_device_starts_no_cuda_in_the_dagster_process():
+    """is_bf16_supported() and get_device_name() initialised CUDA in lora_adapter's step: a context on GPU 0 held
+    for the whole run. torch is asked in a child process; the step's own process never imports it."""
+    code = (
+        "import sys; from blogtune_assets.resources import Accelerator; "
+        "device = Accelerator().resolve(); device.describe(); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_unknown_profile_is_a_clear_error():
