@@ -45,6 +45,8 @@ def test_two_process_ddp_run_reports_once_through_pipes(home, sample_dataset, ti
     assert meta["effective_batch"] == 4
     assert meta["train_tokens"] == STEPS * 4 * 256
     assert meta["eval_loss"] > 0 and meta["final_train_loss"] > 0
+    assert meta["padding_share"] == 0.0 and meta["batching"].startswith("padding-free")
+    assert meta["estimated_peak_memory_gb"] == meta["memory_estimate"]["total_gb"] > 0
 
     logs = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
     for step in range(1, STEPS + 1):  # each logged step once: rank 1 trains but does not report

@@ -13,6 +13,7 @@ from blogtune_assets.compute import HEAVY
 from blogtune_assets.core.device import Device
 from blogtune_assets.core.disk import ensure_free_space, lora_training_bytes, merged_model_bytes
 from blogtune_assets.core.manifest import read_manifest
+from blogtune_assets.core.memory import estimate_peak_memory
 from blogtune_assets.core.model_card import write_model_card
 from blogtune_assets.core.sft import read_jsonl, stop_conversations
 from blogtune_assets.profiles import TrainSettings
@@ -114,16 +115,26 @@ def lora_adapter(
     device = accelerator.resolve()
     settings.accumulation_per_process(device.num_processes)  # a batch that cannot split fails here, before launch
     manifest = read_manifest(base_model)
+    train_base = Path(manifest["train_base"]["path"])
+    memory = estimate_peak_memory(
+        json.loads((train_base / "config.json").read_text()),
+        lora_r=settings.lora_r,
+        target_modules=settings.target_modules,
+        tokens=settings.per_device_train_batch_size * settings.max_length,  # the longest micro-batch there can be
+        dtype=device.dtype,
+        qlora=device.qlora,
+    )
+    context.log.info(f"estimated peak {device.kind} memory per process: {memory.total_gb:.1f} GB {memory.as_dict()}")
     store = artifacts.store
     # Same data, base, recipe and processes → same folder, so a rerun after a crash resumes there (and only there:
     # a checkpoint's optimizer and data order belong to its number of processes).
     checkpoints = store.asset_dir("lora_adapter") / ".checkpoints" / _run_key(sft_dataset, base_model, settings, device)
     checkpoints.mkdir(parents=True, exist_ok=True)
-    ensure_free_space(store.home, lora_training_bytes(Path(manifest["train_base"]["path"]), settings.lora_r), "lora_adapter")
+    ensure_free_space(store.home, lora_training_bytes(train_base, settings.lora_r), "lora_adapter")
 
     with store.new_version("lora_adapter") as folder:
         request = TrainRequest(
-            base_dir=str(manifest["train_base"]["path"]),
+            base_dir=str(train_base),
             dataset_dir=str(sft_dataset),
             checkpoint_dir=str(checkpoints),
             out_dir=str(folder),
@@ -147,6 +158,8 @@ def lora_adapter(
             **reported.metadata,
             "path": dg.MetadataValue.path(str(path)),
             "eval_loss_vs_base": round(metrics["eval_loss"] - metrics["base_eval_loss"], 4),
+            "estimated_peak_memory_gb": round(memory.total_gb, 2),
+            "memory_estimate": dg.MetadataValue.json(memory.as_dict()),
             "settings": dg.MetadataValue.json(dataclasses.asdict(settings)),
             "accelerator": dg.MetadataValue.json(device.describe()),
             "loss_curve": loss_curve_md(log_history),

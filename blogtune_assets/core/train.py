@@ -299,6 +299,7 @@ def train_lora(
             "padding_share": 0.0 if settings.padding_free else round(
                 padding_share([len(ids) for ids in trainer.train_dataset["input_ids"]], settings.per_device_train_batch_size, grouped=True, seed=settings.seed), 4
             ),
+            **({"measured_peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2)} if device.kind == "cuda" else {}),
             "resumed_from_checkpoint": resume_from.name if resume_from else "",
             "resumed_from_step": int(CHECKPOINT.match(resume_from.name)[1]) if resume_from else 0,
         }
