@@ -20,7 +20,7 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 APT_PACKAGES := chromium postgresql
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup system-deps demo test test-fast validate ui clean
+.PHONY: setup system-deps demo test test-fast validate ui clean gpu-check-carry
 
 setup: $(STAMP)
 
@@ -73,6 +73,18 @@ validate: setup
 # Loopback only: the UI launches runs and shows run logs, and has no login.
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -m blogtune_assets.definitions
+
+# What benchmarks/gpu_check.py needs on a lent GPU machine (Python 3.12, torch and transformers already there,
+# no registry): the wheels it lacks, in .whl/, and Qwen3's tokenizer built here, in .gpu_check/. Both are
+# git-ignored; the device tool carries them (carry: [.whl, .gpu_check]).
+GPU_WHEELS := trl==1.16.0 datasets==5.2.0 bitsandbytes==0.50.2 dill==0.4.1 multiprocess==0.70.19
+gpu-check-carry: setup
+	rm -rf .whl .gpu_check && mkdir -p .gpu_check
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl $(GPU_WHEELS)
+	cp -r $$($(PY) -c 'from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir as d; print(d(log=lambda line: None))') .gpu_check/qwen3_tokenizer
+	du -sh .whl .gpu_check
 
 clean:
 	rm -rf data/blogtune_home data/dagster_home

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from benchmarks import calibrate, data_pipeline, export_scaling, gpu_training, measure, startup, training_efficiency
+from benchmarks import calibrate, data_pipeline, export_scaling, gpu_check, measure, startup, training_efficiency
 from benchmarks.synthetic_blog import REFERENCE, load_calibration, note_share, write_blog
 from blogtune_assets_tests.conftest import SHARED_CORPUS
 
@@ -72,13 +72,19 @@ def test_padding_and_packing_arithmetic():
     assert sorted(training_efficiency.best_fit_decreasing([60, 50, 40, 30], capacity=100)) == [80, 100]
 
 
-def test_gpu_script_batches_are_well_formed():
-    import random
-
-    padded, real = next(gpu_training.batches(random.Random(0), "padded", 64, vocab=100))
-    assert padded["input_ids"].shape[0] == 2 and int(padded["attention_mask"].sum()) == real
-    packed, real = next(gpu_training.batches(random.Random(0), "padding_free", 64, vocab=100))
-    assert packed["input_ids"].shape == (1, real) and packed["position_ids"][0, 0] == 0
+@pytest.mark.slow
+def test_the_gpu_check_runs_at_toy_size_on_the_cpu(qwen3_tokenizer_dir, tmp_path):
+    """Every part of the GPU check (its CUDA-only NF4 quantization aside), so it is ready when a GPU is lent."""
+    args = ["--size", "toy", "--steps", "2", "--tokenizer", str(qwen3_tokenizer_dir), "--work", str(tmp_path / "work"), "--out", str(tmp_path)]
+    report = gpu_check.main(args)
+    padding_free, padded = report["runs"]
+    assert padding_free["batching"].startswith("padding-free") and padded["batching"].startswith("padded")
+    assert padding_free["steps"] == padded["steps"] == 2 and padding_free["train_tokens"] == padded["train_tokens"] > 0
+    assert padding_free["estimated_peak_memory_gb"] > 0 and padding_free["model_tflops_per_s"] > 0
+    assert report["stop_and_resume"]["resumed_where_saved"] and report["stop_and_resume"]["steps"] == 2
+    assert report["merge"]["dtype"] == "float32" and report["merge"]["within_tolerance"]
+    assert report["lora_gradients_after_no_grad_forward"]["right"]
+    assert json.loads((tmp_path / "gpu_check.json").read_text())["size"] == "toy"
 
 
 def test_startup(tmp_path):

@@ -5,13 +5,10 @@ import pytest
 from peft import LoraConfig, get_peft_model
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
+from benchmarks.gpu_check import QWEN3_4B
 from blogtune_assets.core.memory import estimate_peak_memory, lora_parameters, parameter_counts
 from blogtune_assets.profiles import LORA_TARGETS
 
-QWEN3_4B = {
-    "hidden_size": 2560, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
-    "intermediate_size": 9728, "vocab_size": 151_936, "tie_word_embeddings": True,
-}  # fmt: skip
 # Qwen3-4B's proportions (head dim, 4 query heads per KV head, tied) at a size a CPU builds in a blink.
 SMALL = {**QWEN3_4B, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 32, "intermediate_size": 96, "vocab_size": 500}
 

@@ -21,6 +21,8 @@ from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.stopping import StopStats, end_of_body_prefixes, measure_stopping
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Max |adapter logits - merged logits| a merge may show, by merge dtype.
+LOGIT_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5, "float16": 0.25}
 
 
 def stored_dtype(model_dir: Path) -> str:
@@ -48,6 +50,7 @@ def max_abs_difference(expected: list[torch.Tensor], actual: list[torch.Tensor])
 class MergeResult:
     dtype: str  # what the merge ran and saved in
     max_abs_logit_diff: float
+    logit_tolerance: float  # LOGIT_TOLERANCE of that dtype
     base_completions: list[str]
     tuned_completions: list[str]
     base_stopping: dict
@@ -145,6 +148,7 @@ def merge_adapter(
     return MergeResult(
         dtype=dtype,
         max_abs_logit_diff=max_abs_difference(adapter_logits, merged_logits),
+        logit_tolerance=LOGIT_TOLERANCE[dtype],
         base_completions=base_completions,
         tuned_completions=tuned_completions,
         base_stopping=base_stopping.as_dict(),
