@@ -8,8 +8,9 @@ Counted (bytes; T = tokens in the largest micro-batch, per_device_train_batch_si
   model's trainable parameters to bf16), AdamW's two fp32 moments.
 - activations under gradient checkpointing: each layer's input kept (T x hidden), plus one layer recomputed
   at a time (attention projections and the MLP's three intermediate tensors).
-- logits: T x vocabulary in the compute dtype, their fp32 upcast for the loss and the fp32 log-softmax saved
-  for backward. At 2 x 4,096 on Qwen3's vocabulary that is 12.5 GB, the largest term by far.
+- the output head: trl 1.16's SFTTrainer never builds the T x 151,936 logits (12.5 GB at 2 x 4,096 in bf16 plus
+  the loss's fp32 copies). Its chunked log-probability kernel (trl/kernels/chunked_logprob.py) projects tiles of
+  4,096 tokens x 32,768 vocabulary columns in the compute dtype, folded in fp32, plus a few fp32 floats a token.
 Not counted: the CUDA context and allocator fragmentation (~0.5-1 GB), which max_memory_allocated omits too.
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# trl 1.16's chunked log-probabilities: TOKEN_CHUNK_SIZE x _CHUNKED_LOGPROB_CHUNK_SIZE tiles.
+HEAD_TILE_TOKENS, HEAD_TILE_COLUMNS = 4096, 32768
 NF4_BITS = 4.127  # 4-bit codes + double-quantized absmax (8-bit per 64 weights + fp32 per 256 blocks)
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 GB = 1e9
@@ -27,11 +30,11 @@ class MemoryEstimate:
     weights_gb: float
     lora_and_optimizer_gb: float
     activations_gb: float
-    logits_gb: float
+    output_head_gb: float
 
     @property
     def total_gb(self) -> float:
-        return self.weights_gb + self.lora_and_optimizer_gb + self.activations_gb + self.logits_gb
+        return self.weights_gb + self.lora_and_optimizer_gb + self.activations_gb + self.output_head_gb
 
     def as_dict(self) -> dict:
         return {**{k: round(v, 2) for k, v in asdict(self).items()}, "total_gb": round(self.total_gb, 2)}
@@ -71,5 +74,5 @@ def estimate_peak_memory(config: dict, *, lora_r: int, target_modules: tuple[str
     attention = (config["num_attention_heads"] + 2 * config["num_key_value_heads"]) * head_dim
     saved_inputs = config["num_hidden_layers"] * tokens * hidden * compute
     one_layer = tokens * (3 * config["intermediate_size"] + 4 * hidden + attention) * compute
-    logits = tokens * config["vocab_size"] * (compute + 4 + 4)
-    return MemoryEstimate(weights / GB, lora / GB, (saved_inputs + one_layer) / GB, logits / GB)
+    head = min(tokens, HEAD_TILE_TOKENS) * min(config["vocab_size"], HEAD_TILE_COLUMNS) * (compute + 4) + tokens * 8 * 4
+    return MemoryEstimate(weights / GB, lora / GB, (saved_inputs + one_layer) / GB, head / GB)
