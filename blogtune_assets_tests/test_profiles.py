@@ -105,3 +105,14 @@ def test_hub_model_that_cannot_be_fetched_is_a_clear_error(tmp_path, monkeypatch
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     with pytest.raises(BaseModelUnavailable, match="cannot fetch base model 'unsloth/Qwen3-4B-unsloth-bnb-4bit'"):
         resolve_base(get_profile("qwen3-4b"), tmp_path / "out")
+
+
+def test_every_recipe_setting_but_the_split_and_targets_can_be_overridden_per_run():
+    import dataclasses
+
+    from blogtune_assets.assets.model import TrainConfig
+    from blogtune_assets.profiles import TrainSettings
+
+    assert set(TrainConfig.model_fields) == {f.name for f in dataclasses.fields(TrainSettings)} - {"target_modules", "eval_size"}
+    settings = TrainConfig(padding_free=False, learning_rate=1e-3).apply(get_profile("qwen3-4b").train)
+    assert (settings.padding_free, settings.learning_rate, settings.max_length) == (False, 1e-3, 4096)

@@ -4,9 +4,11 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import typing
 from pathlib import Path
 
 import dagster as dg
+import pydantic
 
 from blogtune_assets.assets.metadata import loss_at_a_glance_md, loss_curve_md, md_table
 from blogtune_assets.compute import HEAVY
@@ -74,27 +76,26 @@ def _current_build_key(store, asset: str) -> str | None:
         return None
 
 
-class TrainConfig(dg.Config):
-    """Run-config overrides of the profile's recipe; unset fields keep the profile's value."""
-
-    lora_r: int | None = None
-    lora_alpha: int | None = None
-    lora_dropout: float | None = None
-    per_device_train_batch_size: int | None = None
-    gradient_accumulation_steps: int | None = None
-    num_train_epochs: float | None = None
-    max_steps: int | None = None
-    learning_rate: float | None = None
-    lr_scheduler_type: str | None = None
-    warmup_ratio: float | None = None
-    max_length: int | None = None
-    seed: int | None = None
-    logging_steps: int | None = None
-    save_steps: int | None = None
+class _TrainOverrides(dg.Config):
+    """Run-config overrides of the profile's recipe (TrainSettings, profiles.py); unset fields keep the profile's value."""
 
     def apply(self, settings: TrainSettings) -> TrainSettings:
         overrides = {k: v for k, v in self.model_dump().items() if v is not None}
         return dataclasses.replace(settings, **overrides)
+
+
+# One optional field per TrainSettings field, so a new setting is added once. Not overridable per run: the LoRA
+# targets (a shape, not a knob) and eval_size (sft_dataset's split, which this asset only reads).
+_NOT_PER_RUN = ("target_modules", "eval_size")
+TrainConfig = pydantic.create_model(
+    "TrainConfig",
+    __base__=_TrainOverrides,
+    **{
+        name: (hint | None, None)
+        for name, hint in typing.get_type_hints(TrainSettings).items()
+        if name not in _NOT_PER_RUN
+    },
+)
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="2", **HEAVY)

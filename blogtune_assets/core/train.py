@@ -43,8 +43,9 @@ from blogtune_assets.core.checkpoints import CHECKPOINT, newest_complete_checkpo
 from blogtune_assets.core.device import Device
 from blogtune_assets.profiles import TrainSettings
 
-# Non-reentrant checkpointing: the reentrant kind needs the inputs to require grad (a hook on the embedding)
-# and recomputes differently under DDP; torch asks callers to choose explicitly.
+# Non-reentrant activation checkpointing, chosen here rather than left to whichever library enables it last:
+# the reentrant kind backpropagates only when the checkpointed inputs require grad, which peft arranges with
+# a hook on the embedding output.
 CHECKPOINTING = {"use_reentrant": False}
 CPU_NO_QLORA = "none: fp32 LoRA on CPU (bitsandbytes' 4-bit backward gives wrong gradients on CPU)"
 QLORA = "nf4 4-bit base (bitsandbytes QLoRA)"
