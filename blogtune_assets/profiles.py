@@ -118,7 +118,7 @@ PROFILES = {
             max_length=512,  # 10 of the sample blog's 42 posts fit whole, for the stop measurement
             train_loss_sample=8,
             logging_steps=1,
-            save_steps=2,
+            save_steps=8,  # each eval and checkpoint costs seconds at this vocabulary: two of each
         ),
         embedded_base="qwen3-shape",
     ),

@@ -27,6 +27,8 @@ def test_importing_the_training_process_module_loads_no_training_library():
     assert _loaded_after("import blogtune_assets.train_process", ML_LIBRARIES) == []
 
 
-def test_a_core_module_loads_without_dagster():
-    # The package's __init__ is empty: a training rank importing core/ does not load the definitions.
-    assert _loaded_after("import blogtune_assets.core.sft", ("dagster", "blogtune_assets.definitions")) == []
+def test_a_training_rank_loads_no_dagster():
+    # The package's __init__ is empty: a torchrun rank importing core/ does not load the definitions (rank 0
+    # talks to Dagster through dagster_pipes alone).
+    statement = "import blogtune_assets.train_process, blogtune_assets.core.train, blogtune_assets.core.sft"
+    assert _loaded_after(statement, ("dagster", "blogtune_assets.definitions")) == []
