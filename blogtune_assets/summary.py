@@ -84,7 +84,8 @@ def render(instance: dg.DagsterInstance, store) -> str:
         if base["profile"] in STAND_INS
         else f"blogtune built your model from {base['model_id']} (profile {base['profile']}).",
         "",
-        f"Posts      {raw['files_found']} files under _posts/: {raw['posts_read']} read, {raw['files_rejected']} rejected; "
+        f"Posts      {raw['files_under_posts']} files under _posts/: {raw['posts_read']} read, {raw['files_rejected']} rejected, "
+        f"{raw['files_not_posts']} not posts; "
         f"{cleaned['posts_kept']} kept, {cleaned['posts_dropped']} dropped (reasons in raw_posts and cleaned_posts)",
         f"Dataset    {data['train_examples']} train / {data['eval_examples']} eval examples, "
         f"{data['train_tokens']:,} / {data['eval_tokens']:,} tokens, counted with {data['tokenizer']}",

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from blogtune_assets.assets.posts import raw_posts
 from blogtune_assets.core.blog_state import BlogSnapshot, take_snapshot
 from blogtune_assets.core.cleaning import clean_posts
-from blogtune_assets.core.jekyll import POST_SUFFIXES, BlogNotFound, find_post_files, scan_site
+from blogtune_assets.core.jekyll import POST_SUFFIXES, BlogNotFound, find_post_files, post_path, scan_site
 from blogtune_assets.core.sft import build_examples
 from blogtune_assets.resources import ArtifactHome, BlogSource
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
@@ -75,7 +75,7 @@ name_stem = st.one_of(
     st.text(min_size=1, max_size=30),
     st.binary(min_size=1, max_size=30).map(os.fsdecode),  # any bytes Linux allows in a name
 ).filter(lambda s: "/" not in s and "\x00" not in s)
-file_name = st.builds(lambda stem, suffix: stem + suffix, name_stem, st.sampled_from([".md", ".markdown", ".MD", ".txt"]))
+file_name = st.builds(lambda stem, suffix: stem + suffix, name_stem, st.sampled_from([".md", ".markdown", ".MD", ".html", ".txt", ".png"]))
 folders = st.lists(st.sampled_from(["en", "zh", "pt-BR", "2020", "deep", "a b", "ü"]), max_size=12)
 site_files = st.lists(st.tuples(folders, file_name, post_bytes), max_size=8)
 
@@ -98,6 +98,9 @@ def assert_nothing_lost(site: Path, written: set[str], languages: list[str] | No
     read, rejected = scan.posts["path"].to_list(), scan.rejected["path"].to_list()
     assert scan.files_found == len(read) + len(rejected) == len(written)
     assert set(read) | set(rejected) == written and not set(read) & set(rejected)
+    every_file = {post_path(site, p) for p in (site / "_posts").rglob("*") if not p.is_dir()}
+    assert set(scan.not_posts["path"]) == every_file - written  # the rest is listed, each with its reason
+    assert all(reason.strip() for reason in scan.not_posts["reason"])
     assert all(reason.strip() for reason in scan.rejected["reason"])
     # What the asset writes, and what the sensor compares the blog with.
     scan.posts.write_parquet(io.BytesIO())

@@ -41,6 +41,8 @@ def materialize_data(site, home, monkeypatch, instance: dg.DagsterInstance | Non
 def assert_accounting(meta: dict[str, dict]) -> None:
     raw, cleaned, dataset = meta["raw_posts"], meta["cleaned_posts"], meta["sft_dataset"]
     assert raw["files_found"] == raw["posts_read"] + raw["files_rejected"]
+    assert raw["files_under_posts"] == raw["files_found"] + raw["files_not_posts"]
+    assert raw["posts_read"] == sum(raw.get(f"posts_{fmt}", 0) for fmt in ("markdown", "html"))
     assert cleaned["posts_read"] == raw["posts_read"]
     assert raw["posts_read"] == cleaned["posts_kept"] + cleaned["posts_dropped"]
     assert cleaned["posts_kept"] == dataset["train_examples"] + dataset["eval_examples"]

@@ -42,7 +42,8 @@ def test_make_demo_materializes_the_whole_graph_on_the_sample_blog(demo_run):
     expected = [
         "3,410,688-parameter stand-in",
         "not meant to be read",
-        f"{raw['files_found']} files under _posts/: {raw['posts_read']} read, {raw['files_rejected']} rejected; "
+        f"{raw['files_under_posts']} files under _posts/: {raw['posts_read']} read, {raw['files_rejected']} rejected, "
+        f"{raw['files_not_posts']} not posts; "
         f"{cleaned['posts_kept']} kept, {cleaned['posts_dropped']} dropped",
         f"{data['train_examples']} train / {data['eval_examples']} eval examples, {data['train_tokens']:,} / {data['eval_tokens']:,} tokens",
         f"eval loss {lora['base_eval_loss']:.3f} (base) -> {lora['eval_loss']:.3f} (fine-tuned)",

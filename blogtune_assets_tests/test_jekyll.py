@@ -1,7 +1,9 @@
 from datetime import date
 
+import polars as pl
 import pytest
 
+from blogtune_assets.core.cleaning import clean_posts
 from blogtune_assets.core.jekyll import scan_site, slug_title
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
 
@@ -24,12 +26,44 @@ def test_reads_posts_with_language_date_slug_and_frontmatter(site):
     assert rows["ni-hao"]["language"] == "zh"
 
 
-def test_language_falls_back_to_lang_key_then_unknown(site):
+def test_language_falls_back_to_lang_key_then_the_text(site):
     write_post(site, "2020-01-01-with-lang.md", post_text("A", LONG_BODY, lang="fr"))
     write_post(site, "2020-01-02-no-lang.md", post_text("B", LONG_BODY))
     write_post(site, "2020/2020-01-03-year-folder.md", post_text("C", LONG_BODY, lang="de"))
-    langs = dict(scan_site(site).posts.select("slug", "language").iter_rows())
-    assert langs == {"with-lang": "fr", "no-lang": "unknown", "year-folder": "de"}
+    write_post(site, "2020-01-04-only-code.md", post_text("D", "```python\nprint('hello world, and more words here')\n```"))
+    langs = {slug: (lang, src) for slug, lang, src in scan_site(site).posts.select("slug", "language", "language_from").iter_rows()}
+    assert langs == {
+        "with-lang": ("fr", "frontmatter"),
+        "no-lang": ("en", "text"),
+        "year-folder": ("de", "frontmatter"),
+        "only-code": ("unknown", "text (too little prose to tell)"),
+    }
+
+
+CHINESE = "今天我们讨论如何在自己的博客上训练一个语言模型。首先需要把文章整理成对话格式，然后选择合适的学习率和训练轮数。"
+CODE = "```python\nfrom transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained('base')\nmodel.train()\n```\n"
+
+
+def test_a_blog_without_language_folders_gets_each_posts_language_from_its_text(site):
+    """A Chinese blog without language folders came out as 186 posts of language `unknown`."""
+    write_post(site, "2021-01-01-english.md", post_text("E", LONG_BODY))
+    write_post(site, "2021-01-02-chinese.md", post_text("C", CHINESE * 3))
+    # Mostly English code by characters, Chinese prose: the code says nothing about the language.
+    write_post(site, "2021-01-03-mixed.md", post_text("M", (CODE * 4) + CHINESE + " 使用 PyTorch 和 LoRA。"))
+    posts = scan_site(site).posts
+    assert dict(posts.select("slug", "language").iter_rows()) == {"english": "en", "chinese": "zh", "mixed": "zh"}
+    assert set(posts["language_from"]) == {"text"}
+    kept = clean_posts(posts, languages=["zh"]).kept  # BLOGTUNE_LANGUAGES filters on the detected language
+    assert sorted(kept["path"]) == ["_posts/2021-01-02-chinese.md", "_posts/2021-01-03-mixed.md"]
+
+
+def test_detection_agrees_with_the_language_folders_of_the_real_blog(shared_corpus_site):
+    """The real blog's posts, their folders hidden: the detector must name the folder's language."""
+    from blogtune_assets.core.language import detect_language
+
+    posts = scan_site(shared_corpus_site).posts
+    agree = sum(detect_language(body) == language for body, language in posts.select("body", "language").iter_rows())
+    assert set(posts["language"]) == {"en", "zh"} and agree / posts.height >= 0.95, (agree, posts.height)
 
 
 def test_missing_title_comes_from_slug_like_jekyll(site):
@@ -112,3 +146,34 @@ def test_rescan_reuses_unchanged_rows_and_matches_a_full_scan(sample_blog_copy, 
     assert again.posts.equals(fresh.posts)
     assert again.rejected.equals(fresh.rejected) and again.files_found == fresh.files_found
 
+
+
+HTML_POST = """---
+title: An HTML post
+---
+<h2>Why</h2>
+<p>Jekyll publishes <a href="https://jekyllrb.com">.html posts</a> as they are; a reader sees this text, and the
+model should too. It is long enough to be kept after cleaning, with a few more words.</p>
+<script>trackVisitor();</script><style>h2 { color: red }</style><!-- a note to self -->
+<ul><li>first point</li><li>second point</li></ul>
+<pre><code>print("code kept")</code></pre>
+"""
+
+
+def test_html_posts_are_read_and_every_other_file_is_listed(site):
+    """One real blog had 95 of its 461 posts as .html: neither read nor reported, files_found said 366."""
+    write_post(site, "en/2021-01-01-markdown.md", post_text("M", LONG_BODY))
+    write_post(site, "en/2021-01-02-html.html", HTML_POST)
+    (site / "_posts" / "en" / "diagram.png").write_bytes(b"\x89PNG\r\n")
+    (site / "_posts" / "data.yml").write_text("a: 1\n")
+    scan = scan_site(site)
+    assert dict(scan.posts.select("slug", "format").iter_rows()) == {"markdown": "markdown", "html": "html"}
+    assert scan.files_found == 2 and scan.rejected.height == 0
+    reasons = dict(scan.not_posts.iter_rows())
+    assert reasons.keys() == {"_posts/en/diagram.png", "_posts/data.yml"}
+    assert reasons["_posts/en/diagram.png"].startswith("image") and reasons["_posts/data.yml"].startswith("data file")
+
+    body = clean_posts(scan.posts).kept.filter(pl.col("path").str.ends_with(".html"))["body"][0]
+    assert "## Why" in body and "- first point" in body and 'print("code kept")' in body
+    assert "Jekyll publishes [.html posts](https://jekyllrb.com) as they are" in body  # a link, as a Markdown post writes it
+    assert not any(hidden in body for hidden in ("trackVisitor", "color: red", "a note to self", "<p>", "<h2>"))

@@ -44,7 +44,8 @@ def _content_version(*frames: pl.DataFrame) -> str:
 
 @dg.asset(group_name=GROUP, kinds={"polars", "markdown"}, code_version="1")
 def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
-    """Every _posts/**.md of the blog read with its frontmatter; unreadable files are rejected with a reason."""
+    """Every post under _posts/ (.md and the other Markdown extensions, .html) read with its frontmatter; unreadable
+    files are rejected with a reason, and every other file there (images, data) is listed as not a post."""
     previous = _previous(artifacts.store, "raw_posts", "posts.parquet")
     try:
         scan = scan_site(blog.path, previous=previous[0] if previous else None, max_post_bytes=blog.max_post_bytes)
@@ -56,6 +57,7 @@ def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
     with artifacts.store.new_version("raw_posts") as folder:
         scan.posts.write_parquet(folder / "posts.parquet")
         scan.rejected.write_parquet(folder / "rejected.parquet")
+        scan.not_posts.write_parquet(folder / "not_posts.parquet")
         snapshot.write(folder)
     path = artifacts.store.current("raw_posts")
     posts = scan.posts
@@ -66,11 +68,18 @@ def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
             "path": dg.MetadataValue.path(str(path)),
             "posts_digest": snapshot.digest,
             "blog_dir": dg.MetadataValue.path(str(blog.path)),
+            # Every file under _posts/ is one of: a post read, a post file rejected, a file that is not a post.
+            "files_under_posts": scan.files_found + scan.not_posts.height,
             "files_found": scan.files_found,
             "posts_read": posts.height,
             "files_rejected": scan.rejected.height,
             "rejected_files": md_table(["file", "reason"], scan.rejected.select("path", "reason").rows()),
-            "posts_by_language": md_table(["language", "posts"], _counts_by(posts, "language")),
+            "files_not_posts": scan.not_posts.height,
+            "not_posts_by_reason": md_table(["reason", "files"], _counts_by(scan.not_posts, "reason")),
+            "not_post_files": md_table(["file", "reason"], scan.not_posts.rows(), limit=50),
+            "posts_by_format": md_table(["format", "posts"], _counts_by(posts, "format")),
+            **{f"posts_{fmt}": n for fmt, n in _counts_by(posts, "format")},
+            "posts_by_language": md_table(["language", "decided by", "posts"], posts.group_by("language", "language_from").len().sort("len", descending=True).rows()),
             **{f"posts_{lang}": n for lang, n in _counts_by(posts, "language")},
             "titles_from_slug": int(posts["title_from_slug"].sum()),
             "total_bytes": int(posts["size_bytes"].sum()),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from blogtune_assets.core.html_posts import html_to_markdown
 from blogtune_assets.core.liquid import MIN_CHARS, clean_body
 
 KEPT_SCHEMA = {
@@ -54,7 +55,7 @@ def clean_posts(
     for row in raw.iter_rows(named=True):
         reason = meta_drop_reason(row, wanted)
         if reason is None:
-            text, protected = earlier.get(row["content_hash"]) or _clean(row["body"])
+            text, protected = earlier.get(row["content_hash"]) or _clean(row["body"], row["format"])
             if len(text) < min_chars:
                 reason = f"too short (< {min_chars} characters after cleaning)"
         if reason:
@@ -76,8 +77,9 @@ def clean_posts(
     return CleanResult(kept=pl.DataFrame(kept, schema=KEPT_SCHEMA), dropped=pl.DataFrame(dropped, schema=DROPPED_SCHEMA))
 
 
-def _clean(body: str) -> tuple[str, list[str]]:
-    cleaned = clean_body(body)
+def _clean(body: str, format: str) -> tuple[str, list[str]]:
+    # An .html post's text first becomes Markdown-like text, then is cleaned as a Markdown post is.
+    cleaned = clean_body(html_to_markdown(body) if format == "html" else body)
     return cleaned.text, cleaned.protected
 
 

@@ -18,7 +18,14 @@ import frontmatter
 import polars as pl
 import yaml
 
-POST_SUFFIXES = (".md", ".markdown")
+from blogtune_assets.core.language import detect_language
+
+# Jekyll converts these as Markdown (its default markdown_ext) and publishes .html posts as they are.
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mkdown", ".mkdn", ".mkd")
+HTML_SUFFIXES = (".html", ".htm")
+POST_SUFFIXES = MARKDOWN_SUFFIXES + HTML_SUFFIXES
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".avif", ".bmp", ".ico")
+DATA_SUFFIXES = (".json", ".yml", ".yaml", ".csv", ".tsv", ".xml", ".toml")
 # Jekyll only publishes files named YYYY-MM-DD-slug.ext.
 POST_NAME = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})-(?P<slug>.+)$")
 # A folder right under _posts/ named like a language code ("en", "zh", "pt-BR").
@@ -30,7 +37,9 @@ MAX_POST_BYTES = 5_000_000
 
 POST_SCHEMA = {
     "path": pl.String,
+    "format": pl.String,  # "markdown" or "html"
     "language": pl.String,
+    "language_from": pl.String,  # "folder", "frontmatter" or "text" (detected; core/language.py)
     "date": pl.Date,
     "slug": pl.String,
     "title": pl.String,
@@ -42,6 +51,8 @@ POST_SCHEMA = {
 }
 # content_hash is empty for a file that could not be read at all.
 REJECTED_SCHEMA = {"path": pl.String, "reason": pl.String, "content_hash": pl.String}
+# Files under _posts/ that are not posts at all (images, data files): listed, never read.
+NOT_POST_SCHEMA = {"path": pl.String, "reason": pl.String}
 
 
 class NotAPost(ValueError):
@@ -56,12 +67,25 @@ class BlogNotFound(FileNotFoundError):
 class PostScan:
     posts: pl.DataFrame
     rejected: pl.DataFrame
-    files_found: int
+    files_found: int  # post files (by extension): posts + rejected
+    not_posts: pl.DataFrame  # every other file under _posts/, with why it is not a post
 
 
 def find_post_files(site_dir: Path) -> list[Path]:
-    """Every .md / .markdown file under _posts/, plus each symlink there that leads out of the
-    blog (listed so that scan_site rejects it with its reason, never read or descended into).
+    """The post files under _posts/ (see walk_posts_dir)."""
+    return walk_posts_dir(site_dir)[0]
+
+
+def not_a_post_reason(path: Path) -> str:
+    suffix = path.suffix.lower()
+    kind = "image" if suffix in IMAGE_SUFFIXES else "data file" if suffix in DATA_SUFFIXES else f"{suffix or 'extensionless'} file"
+    return f"{kind}: Jekyll publishes {', '.join(POST_SUFFIXES)} files as posts"
+
+
+def walk_posts_dir(site_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(post files, other files) under _posts/. Post files are those with a post extension (POST_SUFFIXES),
+    plus each symlink there that leads out of the blog (listed so that scan_site rejects it with its
+    reason, never read or descended into).
 
     Folder links inside the blog are followed, each real folder once, so a link to an
     enclosing folder cannot loop. The walk keeps its own stack: folders nested deeper than
@@ -74,7 +98,7 @@ def find_post_files(site_dir: Path) -> list[Path]:
         raise BlogNotFound(f"blog folder {site_dir} does not exist: {fix}")
     if not posts_dir.is_dir():
         raise BlogNotFound(f"{site_dir} is not a Jekyll site: it has no _posts/ folder; {fix}")
-    found, walked, pending = [], {_real(posts_dir)}, [posts_dir]
+    found, others, walked, pending = [], [], {_real(posts_dir)}, [posts_dir]
     while pending:
         with os.scandir(pending.pop()) as entries:
             for entry in entries:
@@ -84,7 +108,8 @@ def find_post_files(site_dir: Path) -> list[Path]:
                 except OSError:  # a symlink loop: listed if named like a post, then rejected as unreadable
                     is_dir = False
                 if not is_dir and path.suffix.lower() not in POST_SUFFIXES:
-                    continue  # images, data files: not posts
+                    others.append(path)  # images, data files: not posts, but listed
+                    continue
                 if entry.is_symlink() and leads_outside(site_dir, path):
                     found.append(path)
                 elif not is_dir:
@@ -93,8 +118,8 @@ def find_post_files(site_dir: Path) -> list[Path]:
                     walked.add(real)
                     pending.append(path)
     if not found:
-        raise BlogNotFound(f"{posts_dir} holds no posts (no .md or .markdown files): {fix}")
-    return sorted(found)
+        raise BlogNotFound(f"{posts_dir} holds no posts (no {', '.join(POST_SUFFIXES)} files): {fix}")
+    return sorted(found), sorted(others)
 
 
 def _real(path: Path) -> Path:
@@ -164,9 +189,12 @@ def read_post(rel: Path, raw: bytes, content_hash: str) -> dict:
     title = meta.get("title")
     title = str(title).strip() if title is not None else ""
     title_from_slug = not title
+    language, language_from = post_language(rel, meta, body)
     return {
         "path": rel.as_posix(),
-        "language": post_language(rel, meta),
+        "format": "html" if rel.suffix.lower() in HTML_SUFFIXES else "markdown",
+        "language": language,
+        "language_from": language_from,
         "date": posted,
         "slug": name["slug"],
         "title": title or slug_title(name["slug"]),
@@ -221,13 +249,17 @@ def _string_keys(value):
     return value
 
 
-def post_language(rel: Path, meta: dict) -> str:
-    """The language folder under _posts/ wins; else the `lang` key; else unknown."""
+def post_language(rel: Path, meta: dict, body: str) -> tuple[str, str]:
+    """(language, how it was decided): the language folder under _posts/ wins; else the `lang` key; else the
+    language detected from the text; else unknown."""
     parts = rel.parts  # ("_posts", <maybe language dir>, ..., file)
     if len(parts) > 2 and LANGUAGE_DIR.match(parts[1]):
-        return parts[1]
+        return parts[1], "folder"
     lang = meta.get("lang")
-    return str(lang).strip() if lang else UNKNOWN_LANGUAGE
+    if lang and str(lang).strip():
+        return str(lang).strip(), "frontmatter"
+    detected = detect_language(body)
+    return (detected, "text") if detected else (UNKNOWN_LANGUAGE, "text (too little prose to tell)")
 
 
 def scan_site(
@@ -240,7 +272,9 @@ def scan_site(
     Links out of the blog and files over max_post_bytes are rejected without being read;
     their content_hash is what take_snapshot records for them (post_file_hash)."""
     site_dir = Path(site_dir)
-    files = find_post_files(site_dir)
+    files, others = walk_posts_dir(site_dir)
+    if previous is not None and not set(POST_SCHEMA) <= set(previous.columns):
+        previous = None  # read by an older blogtune that recorded less: read everything again
     unchanged = set(zip(previous["path"], previous["content_hash"])) if previous is not None else set()
     rows, rejected, reused = [], [], []
     for path in files:
@@ -267,7 +301,8 @@ def scan_site(
     if reused:
         earlier = previous.select(list(POST_SCHEMA)).filter(pl.col("path").is_in(reused))
         posts = in_file_order(pl.concat([earlier, posts]), [post_path(site_dir, f) for f in files])
-    return PostScan(posts=posts, rejected=pl.DataFrame(rejected, schema=REJECTED_SCHEMA), files_found=len(files))
+    not_posts = pl.DataFrame([{"path": post_path(site_dir, f), "reason": not_a_post_reason(f)} for f in others], schema=NOT_POST_SCHEMA)
+    return PostScan(posts=posts, rejected=pl.DataFrame(rejected, schema=REJECTED_SCHEMA), files_found=len(files), not_posts=not_posts)
 
 
 def in_file_order(posts: pl.DataFrame, paths: list[str]) -> pl.DataFrame:
