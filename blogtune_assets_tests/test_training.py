@@ -45,6 +45,16 @@ def test_adapter_files_are_written_and_reload(trained, tiny_base_dir):
     assert {"final_train_loss", "eval_loss", "base_eval_loss", "mean_token_accuracy", "train_runtime_s"} <= set(m)
 
 
+def test_evaluation_is_bounded_and_says_on_what(tiny_base_dir, sample_dataset, tmp_path):
+    """Losses before and after come from the eval split and a seeded sample of train_loss_sample train examples,
+    not the whole train split (two extra passes over ~25 M tokens at the reference scale)."""
+    settings = dataclasses.replace(QUICK, max_steps=1, save_steps=1, train_loss_sample=3)
+    m = train_lora(tiny_base_dir, sample_dataset, tmp_path / "ckpt", tmp_path / "adapter", settings, Device("cpu"), emit=lambda *_: None).metrics
+    assert m["train_split_loss_examples"] == 3 < len(read_jsonl(sample_dataset / "train.jsonl"))
+    assert m["eval_loss_examples"] == len(read_jsonl(sample_dataset / "eval.jsonl"))
+    assert m["train_split_loss"] > 0 and m["base_train_split_loss"] > 0
+
+
 # The tiny recipe's first steps (QUICK: 4 steps of 2 examples, max length 256) from a base every machine builds
 # bit for bit: the tiny architecture at its seeded initialisation (torch's CPU generator is the same everywhere),
 # with the tiny tokenizer. No pretraining, whose 600 steps would carry one CPU's rounding into the numbers.
