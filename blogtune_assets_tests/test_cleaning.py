@@ -1,3 +1,4 @@
+from blogtune_assets.core import cleaning
 from blogtune_assets.core.cleaning import clean_posts
 from blogtune_assets.core.jekyll import scan_site
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
@@ -30,7 +31,6 @@ def test_every_language_is_kept_by_default(site):
 
 
 def test_recleaning_reuses_unchanged_posts_and_matches_a_full_run(sample_blog_copy, monkeypatch):
-    from blogtune_assets.core import cleaning
 
     before = clean_posts(scan_site(sample_blog_copy).posts)
     edited = sorted((sample_blog_copy / "_posts").glob("zh/*.md"))[0]
@@ -55,3 +55,18 @@ def test_recleaning_reuses_unchanged_posts_and_matches_a_full_run(sample_blog_co
     # Drop rules are applied afresh: a changed language selection is honoured.
     only_en = clean_posts(raw, languages=["en"], previous=before)
     assert only_en.kept.equals(clean_posts(raw, languages=["en"]).kept)
+
+
+def test_a_new_cleaner_cleans_every_post_again(sample_blog_copy, monkeypatch):
+    """Reuse was keyed by the raw file's hash alone: a fix to liquid.py never reached unchanged posts."""
+    raw = scan_site(sample_blog_copy).posts
+    before = clean_posts(raw)
+    original, cleaned = cleaning.clean_body, []
+    monkeypatch.setattr(cleaning, "clean_body", lambda body: cleaned.append(body) or original(body))
+    clean_posts(raw, previous=before)
+    assert len(cleaned) == before.dropped.height  # same code: every kept post's text reused
+    cleaned.clear()
+    monkeypatch.setattr(cleaning, "CLEANER_VERSION", "after a fix to liquid.py")
+    again = clean_posts(raw, previous=before)
+    assert len(cleaned) == before.kept.height + before.dropped.height
+    assert set(again.kept["cleaned_by"]) == {"after a fix to liquid.py"}

@@ -99,3 +99,18 @@ def test_heavy_assets_run_one_at_a_time_in_the_gpu_pool(tmp_path):
     (tmp_path / "dagster.yaml").write_text((Path(__file__).parents[1] / "deploy" / "dagster.yaml").read_text())
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+def test_token_counts_are_reused_only_with_the_same_tokenizer_and_counting_code(tmp_path, monkeypatch):
+    from blogtune_assets.assets.dataset import COUNTED_WITH, _previous_counts, counted_with
+    from blogtune_assets.core import sft
+    from blogtune_assets.core.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "home")
+    with store.new_version("sft_dataset") as folder:
+        pl.DataFrame({"example_key": ["k"], "tokens": [7]}).write_parquet(folder / "examples.parquet")
+        (folder / COUNTED_WITH).write_text(counted_with("tokenizer-rev-1"))
+    assert _previous_counts(store, counted_with("tokenizer-rev-1")) == {"k": 7}
+    assert _previous_counts(store, counted_with("tokenizer-rev-2")) is None  # another tokenizer revision
+    monkeypatch.setattr(sft, "COUNTER_VERSION", "after a fix to chat_tokens.py")
+    assert _previous_counts(store, counted_with("tokenizer-rev-1")) is None

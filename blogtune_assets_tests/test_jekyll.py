@@ -177,3 +177,16 @@ def test_html_posts_are_read_and_every_other_file_is_listed(site):
     assert "## Why" in body and "- first point" in body and 'print("code kept")' in body
     assert "Jekyll publishes [.html posts](https://jekyllrb.com) as they are" in body  # a link, as a Markdown post writes it
     assert not any(hidden in body for hidden in ("trackVisitor", "color: red", "a note to self", "<p>", "<h2>"))
+
+
+def test_a_new_reader_reads_every_post_again(sample_blog_copy, monkeypatch):
+    from blogtune_assets.core import jekyll
+
+    before = scan_site(sample_blog_copy)
+    original, parsed = jekyll.read_post, []
+    monkeypatch.setattr(jekyll, "read_post", lambda rel, *args: parsed.append(rel) or original(rel, *args))
+    scan_site(sample_blog_copy, previous=before.posts)
+    assert parsed == []  # same code, same bytes: every row reused
+    monkeypatch.setattr(jekyll, "READER_VERSION", "after a fix to jekyll.py")
+    again = scan_site(sample_blog_copy, previous=before.posts)
+    assert len(parsed) == before.files_found and set(again.posts["read_by"]) == {"after a fix to jekyll.py"}

@@ -14,14 +14,19 @@ from blogtune_assets.resources import ArtifactHome, ModelProfile
 PREVIEW_CHARS = 300
 
 
-COUNTED_WITH = "tokenizer_revision.txt"
+COUNTED_WITH = "counted_with.txt"  # the tokenizer revision and COUNTER_VERSION the token counts were made with
 
 
-def _previous_counts(store, tokenizer_revision: str) -> dict[str, int] | None:
-    """Token counts of the published version, if the same tokenizer made them."""
+def counted_with(tokenizer_revision: str) -> str:
+    """What token counts were made with: the tokenizer, and the code that encodes an example."""
+    return f"{tokenizer_revision} {sft.COUNTER_VERSION}"
+
+
+def _previous_counts(store, counted_with: str) -> dict[str, int] | None:
+    """Token counts of the published version, if the same tokenizer and counting code made them."""
     try:
         folder = store.current("sft_dataset")
-        if (folder / COUNTED_WITH).read_text() != tokenizer_revision:
+        if (folder / COUNTED_WITH).read_text() != counted_with:
             return None
         return dict(pl.read_parquet(folder / "examples.parquet", columns=["example_key", "tokens"]).iter_rows())
     except (FileNotFoundError, pl.exceptions.ColumnNotFoundError):
@@ -45,9 +50,9 @@ def sft_dataset(
     # Counts are in the tokens the model will train on, found without fetching any weights.
     counting = counting_tokenizer(profile, model_profile.base_model, log=context.log.info)
     tokenizer = AutoTokenizer.from_pretrained(counting.folder, trust_remote_code=False)
-    tokenizer_revision = counting.revision
+    counts_key = counted_with(counting.revision)
     conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
-    previous = _previous_counts(artifacts.store, tokenizer_revision)
+    previous = _previous_counts(artifacts.store, counts_key)
     stats = sft.count_tokens(tokenizer, conversations, settings.max_length, previous=previous)
     examples = examples.with_columns(pl.Series("tokens", stats.tokens, dtype=pl.Int64))
     train, evals = examples.filter(~pl.col("is_eval")), examples.filter(pl.col("is_eval"))
@@ -56,7 +61,7 @@ def sft_dataset(
         sft.write_jsonl(folder / "train.jsonl", train)
         sft.write_jsonl(folder / "eval.jsonl", evals)
         examples.drop("body").write_parquet(folder / "examples.parquet")
-        (folder / COUNTED_WITH).write_text(tokenizer_revision)
+        (folder / COUNTED_WITH).write_text(counts_key)
     path = artifacts.store.current("sft_dataset")
 
     hist = sft.length_histogram(stats.tokens, settings.max_length)

@@ -7,8 +7,15 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from blogtune_assets.core.code_version import code_version
 from blogtune_assets.core.html_posts import html_to_markdown
 from blogtune_assets.core.liquid import MIN_CHARS, clean_body
+
+# What cleans a post: text cleaned by other code is cleaned again, not reused (clean_posts' `previous`).
+CLEANER_VERSION = code_version(
+    "blogtune_assets.core.cleaning", "blogtune_assets.core.liquid", "blogtune_assets.core.html_posts",
+    packages=("markdownify", "beautifulsoup4"),
+)  # fmt: skip
 
 KEPT_SCHEMA = {
     "path": pl.String,
@@ -20,6 +27,7 @@ KEPT_SCHEMA = {
     "chars_after": pl.Int64,
     "protected": pl.List(pl.String),
     "content_hash": pl.String,
+    "cleaned_by": pl.String,  # CLEANER_VERSION
 }
 DROPPED_SCHEMA = {"path": pl.String, "reason": pl.String, "content_hash": pl.String}
 
@@ -47,7 +55,7 @@ def clean_posts(
     previous: CleanResult | None = None,
 ) -> CleanResult:
     """With `previous` (an earlier result), a kept post whose raw file has the same
-    content_hash keeps its cleaned text; the drop rules are applied afresh, since the
+    content_hash, cleaned by the same code (CLEANER_VERSION), keeps its cleaned text; the drop rules are applied afresh, since the
     languages or min_chars may have changed."""
     wanted = frozenset(languages) if languages else None
     earlier = _cleaned_by_hash(previous.kept) if previous is not None else {}
@@ -72,6 +80,7 @@ def clean_posts(
                 "chars_after": len(text),
                 "protected": protected,
                 "content_hash": row["content_hash"],
+                "cleaned_by": CLEANER_VERSION,
             }
         )
     return CleanResult(kept=pl.DataFrame(kept, schema=KEPT_SCHEMA), dropped=pl.DataFrame(dropped, schema=DROPPED_SCHEMA))
@@ -84,4 +93,7 @@ def _clean(body: str, format: str) -> tuple[str, list[str]]:
 
 
 def _cleaned_by_hash(kept: pl.DataFrame) -> dict[str, tuple[str, list[str]]]:
+    if "cleaned_by" not in kept.columns:
+        return {}
+    kept = kept.filter(pl.col("cleaned_by") == CLEANER_VERSION)
     return dict(zip(kept["content_hash"].to_list(), zip(kept["body"].to_list(), kept["protected"].to_list())))

@@ -18,6 +18,7 @@ import frontmatter
 import polars as pl
 import yaml
 
+from blogtune_assets.core.code_version import code_version
 from blogtune_assets.core.language import detect_language
 
 # Jekyll converts these as Markdown (its default markdown_ext) and publishes .html posts as they are.
@@ -35,6 +36,11 @@ BOM = b"\xef\xbb\xbf"
 # A post is a few kB; a file this large is a mistake (a dump, a binary renamed .md) and is not read.
 MAX_POST_BYTES = 5_000_000
 
+# What reads a post: a row read by other code is read again, not reused (scan_site's `previous`).
+READER_VERSION = code_version(
+    "blogtune_assets.core.jekyll", "blogtune_assets.core.language", packages=("python-frontmatter", "PyYAML", "py3langid")
+)
+
 POST_SCHEMA = {
     "path": pl.String,
     "format": pl.String,  # "markdown" or "html"
@@ -48,6 +54,7 @@ POST_SCHEMA = {
     "body": pl.String,
     "size_bytes": pl.Int64,
     "content_hash": pl.String,
+    "read_by": pl.String,  # READER_VERSION
 }
 # content_hash is empty for a file that could not be read at all.
 REJECTED_SCHEMA = {"path": pl.String, "reason": pl.String, "content_hash": pl.String}
@@ -203,6 +210,7 @@ def read_post(rel: Path, raw: bytes, content_hash: str) -> dict:
         "body": body,
         "size_bytes": len(raw),
         "content_hash": content_hash,
+        "read_by": READER_VERSION,
     }
 
 
@@ -266,7 +274,7 @@ def scan_site(
     site_dir: str | Path, previous: pl.DataFrame | None = None, max_post_bytes: int = MAX_POST_BYTES
 ) -> PostScan:
     """Read every post file; with `previous` (an earlier scan's posts), files whose path and
-    bytes are unchanged keep their earlier row. Every file is still read and hashed: that is
+    bytes are unchanged, and that the same code read (READER_VERSION), keep their earlier row. Every file is still read and hashed: that is
     cheap, while parsing YAML frontmatter is what a full scan spends its time on.
 
     Links out of the blog and files over max_post_bytes are rejected without being read;
@@ -275,6 +283,8 @@ def scan_site(
     files, others = walk_posts_dir(site_dir)
     if previous is not None and not set(POST_SCHEMA) <= set(previous.columns):
         previous = None  # read by an older blogtune that recorded less: read everything again
+    if previous is not None:
+        previous = previous.filter(pl.col("read_by") == READER_VERSION)  # read by other code: read again
     unchanged = set(zip(previous["path"], previous["content_hash"])) if previous is not None else set()
     rows, rejected, reused = [], [], []
     for path in files:

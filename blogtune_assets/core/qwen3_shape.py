@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from transformers import AutoTokenizer, Qwen3ForCausalLM
 
 from blogtune_assets.core.chat_tokens import ChatEncoder
+from blogtune_assets.core.code_version import code_version
 from blogtune_assets.core.qwen3_tokenizer import QWEN3_TOKENIZER_VERSION, llama_cpp_sdist, qwen3_tokenizer_dir
 from blogtune_assets.core.tiny_model import (
     PretrainSettings,
@@ -42,7 +43,7 @@ from blogtune_assets.core.tiny_model import build_key as tiny_build_key
 from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT
 from blogtune_assets.profiles import SAMPLE_BLOG
 
-QWEN3_SHAPE_VERSION = "2"
+QWEN3_SHAPE_VERSION = code_version("blogtune_assets.core.qwen3_shape")  # the rest is in the keys build_key adds
 # Qwen3-4B: hidden 2560, 36 layers, 32 heads / 8 KV heads of 128, FFN 9728. Kept: head dim, the 4:1
 # grouping, rows that are multiples of 256 (so Q4_K_M's K-quants apply as they do at 4B).
 SHAPE = TinyShape(

@@ -22,10 +22,11 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen3_chat_template
 
+from blogtune_assets.core.code_version import code_version
 from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
 
-# Bump when anything below changes what gets built.
-QWEN3_TOKENIZER_VERSION = "1"
+# What builds the tokenizer (trl supplies the chat template); a change to any of it rebuilds it.
+QWEN3_TOKENIZER_VERSION = code_version("blogtune_assets.core.qwen3_tokenizer", packages=("tokenizers", "transformers", "trl"))
 VOCAB_FILE = "ggml-vocab-qwen2.gguf"
 BPE_SIZE = 151643  # ids below are BPE tokens; Qwen3's added tokens start here
 # Qwen3's added tokens (Qwen/Qwen3-4B tokenizer_config.json, added_tokens_decoder): id, text, special.

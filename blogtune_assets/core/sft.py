@@ -11,6 +11,10 @@ from pathlib import Path
 import polars as pl
 
 from blogtune_assets.core.chat_tokens import ChatEncoder
+from blogtune_assets.core.code_version import code_version
+
+# What counts an example's tokens (with the tokenizer, whose revision is keyed separately).
+COUNTER_VERSION = code_version("blogtune_assets.core.sft", "blogtune_assets.core.chat_tokens", packages=("tokenizers",))
 
 EVAL_SIZE = 200  # as in the reference run
 MAX_EVAL_FRACTION = 0.10

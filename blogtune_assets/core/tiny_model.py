@@ -22,12 +22,20 @@ import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from blogtune_assets.core import sft
-from blogtune_assets.core.cleaning import clean_posts
-from blogtune_assets.core.jekyll import scan_site
+from blogtune_assets.core.cleaning import CLEANER_VERSION, clean_posts
+from blogtune_assets.core.code_version import code_version
+from blogtune_assets.core.jekyll import READER_VERSION, scan_site
 from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT, IM_END, train_tokenizer
 
-# Bump when anything below changes what gets built: the model is rebuilt only then.
-TINY_VERSION = "3"
+# What builds the tiny base: this code, the tokenizer's, the reading and cleaning of the posts it pretrains on,
+# and the libraries that compute it. A change to any of them rebuilds it; there is nothing to bump by hand.
+TINY_VERSION = "-".join(
+    [
+        code_version("blogtune_assets.core.tiny_model", "blogtune_assets.core.tiny_tokenizer", "blogtune_assets.core.sft", packages=("torch", "transformers", "tokenizers")),
+        READER_VERSION,
+        CLEANER_VERSION,
+    ]
+)
 
 
 @dataclass(frozen=True)
