@@ -49,18 +49,23 @@ def new_posts_sensor(context: dg.SensorEvaluationContext, blog: BlogSource, arti
         trained = BlogSnapshot.read(artifacts.store.current("raw_posts"))
     except (ArtifactNotFound, FileNotFoundError):
         return dg.SkipReason("nothing materialized yet: materialize the graph once; new posts retrain it after that")
-    now = take_snapshot(blog.path)
+    # The cursor holds a digest and two times, whatever the blog's size, and lives in Dagster's storage,
+    # so a daemon restart picks up where it was.
+    seen = json.loads(context.cursor) if context.cursor else {}
+    full_check = time.time() - seen.get("full_check_at", 0) >= retrain.full_check_s
+    # Between full checks only files whose stat differs from the published snapshot's are hashed.
+    now = take_snapshot(blog.path, known=None if full_check else trained)
+    if full_check:
+        seen["full_check_at"] = time.time()
+        context.update_cursor(json.dumps(seen))
     changes = now.changes_since(trained)
     if not changes.count:
         return dg.SkipReason(f"no change: the {len(now.files)} post files are those raw_posts last read")
     if changes.count < retrain.min_new_posts:
         return dg.SkipReason(f"{changes.summary()}: waiting for {retrain.min_new_posts} changed posts (min_new_posts)")
 
-    # The cursor holds one digest and one time, whatever the blog's size, and lives in
-    # Dagster's storage, so a daemon restart picks up where it was.
-    seen = json.loads(context.cursor) if context.cursor else {}
     if seen.get("digest") != now.digest:
-        seen = {"digest": now.digest, "since": time.time()}
+        seen.update(digest=now.digest, since=time.time())
         context.update_cursor(json.dumps(seen))
     quiet_for = time.time() - seen["since"]
     if quiet_for < retrain.quiet_period_s:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from benchmarks import calibrate, data_pipeline, export_scaling, gpu_check, measure, startup, training_efficiency
+from benchmarks import calibrate, data_pipeline, export_scaling, gpu_check, measure, sensor_tick, startup, training_efficiency
 from benchmarks.synthetic_blog import REFERENCE, load_calibration, note_share, write_blog
 from blogtune_assets_tests.conftest import SHARED_CORPUS
 
@@ -85,6 +85,11 @@ def test_the_gpu_check_runs_at_toy_size_on_the_cpu(qwen3_tokenizer_dir, tmp_path
     assert report["merge"]["dtype"] == "float32" and report["merge"]["within_tolerance"]
     assert report["lora_gradients_after_no_grad_forward"]["right"]
     assert json.loads((tmp_path / "gpu_check.json").read_text())["size"] == "toy"
+
+
+def test_sensor_tick(tmp_path):
+    payload = sensor_tick.main(["--posts", "40", "--repeats", "1", "--out", str(tmp_path)])
+    assert payload["posts"] == 40 and payload["tick_s"] > 0 and payload["full_check_s"] > 0
 
 
 def test_startup(tmp_path):

@@ -53,7 +53,7 @@ def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
         # A configuration mistake, not a crash: the message names the variable to fix, and retrying cannot help.
         raise dg.Failure(description=str(err), allow_retries=False) from err
     # What was read, file by file: the sensor compares the blog with it, and its digest is the data version.
-    snapshot = BlogSnapshot.of_frames(scan.posts, scan.rejected)
+    snapshot = BlogSnapshot.of_frames(scan.posts, scan.rejected, stats=scan.stats)
     with artifacts.store.new_version("raw_posts") as folder:
         scan.posts.write_parquet(folder / "posts.parquet")
         scan.rejected.write_parquet(folder / "rejected.parquet")

@@ -3,12 +3,16 @@
 The sensor and the schedule compare the blog with the snapshot the published
 raw_posts was read from. Hashes, not modification times: saving a post twice
 with the same text is no change, and a copy that keeps mtimes is still seen.
+
+A snapshot also keeps each file's (size, mtime_ns, inode) as it was when hashed, so a tick hashes only
+files whose stat changed: 21,434 unchanged posts cost their stats, not 86 MB of reading. An edit that
+keeps size and mtime (`touch -d` back) is caught by the next full check, which hashes everything.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +20,8 @@ import polars as pl
 from blogtune_assets.core.jekyll import find_post_files, post_file_hash, post_path
 
 SNAPSHOT_FILE = "snapshot.parquet"
-SNAPSHOT_SCHEMA = {"path": pl.String, "content_hash": pl.String}
+SNAPSHOT_SCHEMA = {"path": pl.String, "content_hash": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64, "inode": pl.Int64}
+Stat = tuple[int, int, int]  # (size, mtime_ns, inode)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Changes:
 @dataclass(frozen=True)
 class BlogSnapshot:
     files: dict[str, str]  # path relative to the site → sha256 of the file's bytes
+    # path → its stat when hashed; a file without one (a link out of the blog, unreadable) is always hashed.
+    stats: dict[str, Stat] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -54,21 +61,48 @@ class BlogSnapshot:
         )
 
     def write(self, folder: Path) -> None:
-        pl.DataFrame(list(self.files.items()), schema=SNAPSHOT_SCHEMA, orient="row").write_parquet(folder / SNAPSHOT_FILE)
+        rows = [(path, digest, *self.stats.get(path, (None, None, None))) for path, digest in self.files.items()]
+        pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA, orient="row").write_parquet(folder / SNAPSHOT_FILE)
 
     @classmethod
     def read(cls, folder: Path) -> BlogSnapshot:
-        return cls(dict(pl.read_parquet(folder / SNAPSHOT_FILE).iter_rows()))
+        frame = pl.read_parquet(folder / SNAPSHOT_FILE)
+        files = dict(frame.select("path", "content_hash").iter_rows())
+        if "inode" not in frame.columns:  # written before stats were kept: every file is hashed
+            return cls(files)
+        stats = {path: (size, mtime, inode) for path, size, mtime, inode in frame.select("path", "size", "mtime_ns", "inode").iter_rows() if size is not None}
+        return cls(files, stats)
 
     @classmethod
-    def of_frames(cls, *frames: pl.DataFrame) -> BlogSnapshot:
-        """The snapshot a scan read: every file it saw, post or rejected, with the hash of the bytes it parsed."""
-        return cls({path: digest for frame in frames for path, digest in frame.select("path", "content_hash").iter_rows()})
+    def of_frames(cls, *frames: pl.DataFrame, stats: dict[str, Stat] | None = None) -> BlogSnapshot:
+        """The snapshot a scan read: every file it saw, post or rejected, with the hash of the bytes it parsed
+        and the stat taken before reading them (scan_site's `stats`)."""
+        files = {path: digest for frame in frames for path, digest in frame.select("path", "content_hash").iter_rows()}
+        return cls(files, {path: stat for path, stat in (stats or {}).items() if files.get(path)})
 
 
-def take_snapshot(site_dir: Path) -> BlogSnapshot:
-    """Hash every post file; about a second for a 20,000-post, 86 MB blog, and no parsing.
+def file_stat(path: Path) -> Stat | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
-    Paths and hashes are those scan_site records (a file it does not read hashes as "")."""
+
+def take_snapshot(site_dir: Path, known: BlogSnapshot | None = None) -> BlogSnapshot:
+    """Hash every post file, except those whose stat equals the one `known` hashed them at (None: a full check,
+    every file read; about a second for a 20,000-post, 86 MB blog).
+
+    Paths and hashes are those scan_site records (a file it does not read hashes as ""). Each stat is taken
+    before the file is read, so an edit during the read shows as a changed stat next time."""
     site_dir = Path(site_dir)
-    return BlogSnapshot({post_path(site_dir, path): post_file_hash(site_dir, path) for path in find_post_files(site_dir)})
+    files, stats = {}, {}
+    for path in find_post_files(site_dir):
+        key, stat = post_path(site_dir, path), file_stat(path)
+        if known is not None and stat is not None and known.stats.get(key) == stat and key in known.files:
+            files[key] = known.files[key]
+        else:
+            files[key] = post_file_hash(site_dir, path)
+        if stat is not None and files[key]:
+            stats[key] = stat
+    return BlogSnapshot(files, stats)
