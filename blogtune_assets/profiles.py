@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_BLOG = REPO_ROOT / "data" / "sample_blog"
@@ -128,6 +129,12 @@ PROFILES = {
         merge_base_model_id="unsloth/Qwen3-4B",
     ),
 }
+
+
+# The names a BLOGTUNE_PROFILE may take, as a type: a misspelt one fails when the definitions load
+# (`dagster definitions validate`), naming these, not a run later.
+ProfileName = Literal["tiny", "qwen3-shape", "qwen3-4b"]
+assert set(get_args(ProfileName)) == set(PROFILES), "ProfileName must list exactly the PROFILES"
 
 
 def get_profile(name: str) -> Profile:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import get_args
 
 import dagster as dg
 
 from blogtune_assets.core.artifacts import ArtifactStore
-from blogtune_assets.core.device import Device, resolve_device
+from blogtune_assets.core.device import Device, DeviceName, DtypeName, resolve_device
 from blogtune_assets.core.jekyll import MAX_POST_BYTES
-from blogtune_assets.profiles import REPO_ROOT, SAMPLE_BLOG, Profile, get_profile
+from blogtune_assets.profiles import REPO_ROOT, SAMPLE_BLOG, Profile, ProfileName, get_profile
 
 DEFAULT_HOME = REPO_ROOT / "data" / "blogtune_home"
 
@@ -54,7 +55,7 @@ class ModelProfile(dg.ConfigurableResource):
     (a local folder works too).
     """
 
-    profile: str = "tiny"
+    profile: ProfileName = "tiny"
     base_model: str = ""
     merge_base_model: str = ""
 
@@ -71,8 +72,8 @@ class Accelerator(dg.ConfigurableResource):
     more than one process trains data-parallel under torchrun.
     """
 
-    device: str = "auto"
-    dtype: str = "auto"
+    device: DeviceName = "auto"
+    dtype: DtypeName = "auto"
     num_processes: int = 0
 
     def resolve(self) -> Device:
@@ -110,6 +111,14 @@ class ArtifactPathIOManager(dg.ConfigurableIOManager):
         return ArtifactStore(self.home).current(context.asset_key.path[-1])
 
 
+def _env_choice(name: str, default: str, choices) -> str:
+    """A BLOGTUNE_* variable that must be one of a Literal's values; any other fails the definitions' load."""
+    value, allowed = os.environ.get(name, default), get_args(choices)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(repr(a) for a in allowed)}: set it to one of them")
+    return value
+
+
 def from_env() -> dict:
     """The resources as configured by BLOGTUNE_BLOG_DIR, BLOGTUNE_HOME and BLOGTUNE_PROFILE."""
     home = os.environ.get("BLOGTUNE_HOME", str(DEFAULT_HOME))
@@ -122,13 +131,13 @@ def from_env() -> dict:
         ),
         "artifacts": ArtifactHome(home=home, keep_versions=int(os.environ.get("BLOGTUNE_KEEP_VERSIONS", "3"))),
         "model_profile": ModelProfile(
-            profile=os.environ.get("BLOGTUNE_PROFILE", "tiny"),
+            profile=_env_choice("BLOGTUNE_PROFILE", "tiny", ProfileName),
             base_model=os.environ.get("BLOGTUNE_BASE_MODEL", ""),
             merge_base_model=os.environ.get("BLOGTUNE_MERGE_BASE_MODEL", ""),
         ),
         "accelerator": Accelerator(
-            device=os.environ.get("BLOGTUNE_DEVICE", "auto"),
-            dtype=os.environ.get("BLOGTUNE_DTYPE", "auto"),
+            device=_env_choice("BLOGTUNE_DEVICE", "auto", DeviceName),
+            dtype=_env_choice("BLOGTUNE_DTYPE", "auto", DtypeName),
             num_processes=int(os.environ.get("BLOGTUNE_NUM_PROCESSES", "0")),
         ),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),

@@ -1,7 +1,9 @@
 """The profile mapping, checked without downloading anything."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,6 +91,24 @@ def test_resolving_the_device_starts_no_cuda_in_the_dagster_process():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("variable, value", [("BLOGTUNE_PROFILE", "qwen3_4b"), ("BLOGTUNE_DEVICE", "gpu"), ("BLOGTUNE_DTYPE", "bf16")])
+def test_a_misspelt_setting_fails_when_the_definitions_load(variable, value, monkeypatch):
+    """It used to pass `dagster definitions validate` and fail a run later, in its first heavy step."""
+    from blogtune_assets.resources import from_env
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=rf"{variable}='{value}' is not one of '"):
+        from_env()
+
+
+def test_dagster_definitions_validate_names_the_allowed_profiles():
+    dagster = Path(sys.executable).with_name("dagster")
+    env = {**os.environ, "BLOGTUNE_PROFILE": "qwen3_4b"}
+    done = subprocess.run([str(dagster), "definitions", "validate", "-m", "blogtune_assets.definitions"], capture_output=True, text=True, env=env)
+    assert done.returncode != 0
+    assert "BLOGTUNE_PROFILE='qwen3_4b' is not one of 'tiny', 'qwen3-shape', 'qwen3-4b'" in done.stdout + done.stderr
 
 
 def test_unknown_profile_is_a_clear_error():

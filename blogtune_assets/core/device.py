@@ -6,12 +6,15 @@ import json
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # torch is imported where a device is used, not where the definitions load
     import torch
 
 DTYPES = ("bfloat16", "float16", "float32")
+# What BLOGTUNE_DEVICE and BLOGTUNE_DTYPE may say, as types the resources validate when the definitions load.
+DeviceName = Literal["auto", "cuda", "cpu"]
+DtypeName = Literal["auto", "bfloat16", "float16", "float32"]
 
 # What torch sees, asked in a child process: CUDA initialised in the Dagster step (is_bf16_supported and
 # get_device_name do it) would hold a context on GPU 0, hundreds of MB, while the training processes run.
