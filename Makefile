@@ -77,13 +77,14 @@ ui: setup $(DAGSTER_HOME)/dagster.yaml
 # What benchmarks/gpu_check.py needs on a lent GPU machine (Python 3.12, torch and transformers already there,
 # no registry): the wheels it lacks, in .whl/, and Qwen3's tokenizer built here, in .gpu_check/. Both are
 # git-ignored; the device tool carries them (carry: [.whl, .gpu_check]).
-GPU_WHEELS := trl==1.16.0 datasets==5.2.0 bitsandbytes==0.50.2 dill==0.4.1 multiprocess==0.70.19
+# transformers and peft too: the machine's own transformers (5.17) is older than the one blogtune pins.
+GPU_WHEELS := transformers==5.23.0 peft==0.21.2 trl==1.16.0 datasets==5.2.0 bitsandbytes==0.50.2 dill==0.4.1 multiprocess==0.70.19
 gpu-check-carry: setup
 	rm -rf .whl .gpu_check && mkdir -p .gpu_check
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	  --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 	  -d .whl $(GPU_WHEELS)
-	cp -r $$($(PY) -c 'from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir as d; print(d(log=lambda line: None))') .gpu_check/qwen3_tokenizer
+	tar -cJf .gpu_check/qwen3_tokenizer.tar.xz -C $$($(PY) -c 'from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir as d; print(d(log=lambda line: None))') .
 	du -sh .whl .gpu_check
 
 clean:

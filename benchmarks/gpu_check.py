@@ -17,11 +17,12 @@ MFU counts 4·N FLOPs a real token, N being the matmul weights (decoder projecti
 2·N forward, 2·N backward through the activations, none for the frozen weights' gradients. Attention's
 score FLOPs, LoRA's own and gradient checkpointing's recomputation are not counted as useful work.
 
-On the lent machine (Python 3.12 with torch and transformers; trl, datasets, bitsandbytes and the tokenizer
-travel: `make gpu-check-carry` prepares `.whl/` and `.gpu_check/`, about 50 MB):
+On the lent machine (Python 3.12 with torch; the pinned transformers, peft, trl, datasets, bitsandbytes and the
+tokenizer travel: `make gpu-check-carry` prepares `.whl/` and `.gpu_check/`, carried as [.whl, .gpu_check]):
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-    PYTHONUNBUFFERED=1 python3 -m benchmarks.gpu_check --size full --steps 16 --tokenizer .gpu_check/qwen3_tokenizer --out $OUT
+    mkdir -p /tmp/qwen3_tokenizer && tar -xJf .gpu_check/qwen3_tokenizer.tar.xz -C /tmp/qwen3_tokenizer
+    PYTHONUNBUFFERED=1 python3 -m benchmarks.gpu_check --size full --steps 16 --tokenizer /tmp/qwen3_tokenizer --out $OUT
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import os
 import random
 import shutil
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 QWEN3_4B = {
@@ -205,8 +207,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     args = parser.parse_args(argv)
 
-    import torch
-
     from blogtune_assets.core.device import resolve_device
     from blogtune_assets.profiles import get_profile
 
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     report["merge"] = merge_run(merge_base, resume_dir / "resumed", data, args.work, device, settings.max_length)
     report["lora_gradients_after_no_grad_forward"] = lora_gradients_after_no_grad_forward(train_base, settings, device)
     report["wall_s"] = round(time.perf_counter() - started, 1)
-    report["torch"] = torch.__version__
+    report["libraries"] = {name: version(name) for name in ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "datasets")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("shape", "runs")}, indent=1))

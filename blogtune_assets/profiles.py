@@ -22,11 +22,11 @@ class TrainSettings:
     """The reference run's recipe; a profile shrinks only what a CPU cannot afford."""
 
     # The reference run's values throughout; why each is what it is:
-    lora_r: int = 32  # 66 M trainable parameters on Qwen3-4B (1.6% of it): 0.8 GB of LoRA + AdamW state
+    lora_r: int = 32  # 66 M trainable parameters on Qwen3-4B (1.6% of it): 0.5 GB of LoRA + AdamW state in bf16
     lora_alpha: int = 32  # alpha = r: the update is scaled by 1, so lr means the same at any rank
     lora_dropout: float = 0.0  # over 2 epochs the eval loss, not dropout, is the guard against overfitting
     target_modules: tuple[str, ...] = LORA_TARGETS  # all seven: QLoRA found every linear layer needed to match full tuning
-    per_device_train_batch_size: int = 2  # two examples of up to 4,096 tokens: ~7.3 GB peak, fits 12 GB (core/memory.py)
+    per_device_train_batch_size: int = 2  # two examples of up to 4,096 tokens: ~9 GB estimated, fits 12 GB (core/memory.py)
     # Per optimizer step across all processes: N data-parallel processes each accumulate 8 / N micro-batches,
     # so the recipe's 16 sequences a step (and its steps and learning rate) hold on any number of GPUs.
     gradient_accumulation_steps: int = 8

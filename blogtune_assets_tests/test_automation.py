@@ -195,16 +195,34 @@ def test_a_tick_hashes_only_files_whose_stat_changed(blog, monkeypatch):
     assert now.changes_since(published).summary() == "1 new, 1 changed, 0 deleted"
 
 
-def test_an_edit_that_keeps_size_and_mtime_is_caught_by_the_next_full_check(instance, blog, monkeypatch):
-    site, resources = blog
-    clock = [2_000_000.0]
-    monkeypatch.setattr(automation.time, "time", lambda: clock[0])
-    _, cursor = tick(instance, resources, full_check_s=3600)  # the first tick is a full check
+def _edit_keeping_size_and_mtime(site):
     post = sorted((site / "_posts" / "en").glob("*.md"))[0]
     before, text = post.stat(), post.read_text(encoding="utf-8")
     assert " the " in text
     post.write_text(text.replace(" the ", " THE ", 1), encoding="utf-8")  # same size, other bytes
     os.utime(post, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old mtime, as `touch -d` does
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_caught_at_the_next_tick_by_its_ctime(instance, blog):
+    site, resources = blog
+    _, cursor = tick(instance, resources, full_check_s=3600)  # the first tick is a full check
+    _edit_keeping_size_and_mtime(site)
+    caught, _ = tick(instance, resources, cursor, full_check_s=3600)
+    assert isinstance(caught, dg.RunRequest)
+
+
+def test_the_full_check_hashes_every_file_whatever_its_stat_says(instance, blog, monkeypatch):
+    """On a file system whose times do not move, only the periodic full check sees such an edit."""
+    from blogtune_assets.core import blog_state
+
+    site, resources = blog
+    clock = [2_000_000.0]
+    monkeypatch.setattr(automation.time, "time", lambda: clock[0])
+    _, cursor = tick(instance, resources, full_check_s=3600)
+    published = BlogSnapshot.read(ArtifactStore(resources["artifacts"].home).current("raw_posts"))
+    real_stat = blog_state.file_stat
+    monkeypatch.setattr(blog_state, "file_stat", lambda path: published.stats.get(blog_state.post_path(site, path)) or real_stat(path))
+    _edit_keeping_size_and_mtime(site)
     clock[0] += 60
     missed, cursor = tick(instance, resources, cursor, full_check_s=3600)
     assert isinstance(missed, dg.SkipReason) and "no change" in missed.skip_message

@@ -70,3 +70,14 @@ def test_a_new_cleaner_cleans_every_post_again(sample_blog_copy, monkeypatch):
     again = clean_posts(raw, previous=before)
     assert len(cleaned) == before.kept.height + before.dropped.height
     assert set(again.kept["cleaned_by"]) == {"after a fix to liquid.py"}
+
+
+def test_a_post_renamed_from_md_to_html_is_cleaned_as_html(site):
+    """Reuse keyed by the file's bytes kept the Markdown cleaning of a file renamed .html (same bytes)."""
+    body = "<p>" + LONG_BODY + "</p>"
+    write_post(site, "en/2020-01-01-renamed.md", post_text("Renamed", body))
+    before = clean_posts(scan_site(site).posts)
+    assert "<p>" in before.kept["body"][0]  # as Markdown, the tag is text
+    (site / "_posts/en/2020-01-01-renamed.md").rename(site / "_posts/en/2020-01-01-renamed.html")
+    again = clean_posts(scan_site(site).posts, previous=before)
+    assert "<p>" not in again.kept["body"][0] and again.kept["body"][0].startswith(LONG_BODY.split()[0])

@@ -190,3 +190,11 @@ def test_a_new_reader_reads_every_post_again(sample_blog_copy, monkeypatch):
     monkeypatch.setattr(jekyll, "READER_VERSION", "after a fix to jekyll.py")
     again = scan_site(sample_blog_copy, previous=before.posts)
     assert len(parsed) == before.files_found and set(again.posts["read_by"]) == {"after a fix to jekyll.py"}
+
+
+def test_code_in_an_html_posts_liquid_highlight_keeps_its_indentation_and_angle_brackets(site):
+    code = "List<String> names = new ArrayList<>();\n    if (x < 3) {\n        names.add(\"a\");\n    }"
+    body = f"<p>Some text about Java generics, long enough to be kept after cleaning, with more words here.</p>\n{{% highlight java %}}\n{code}\n{{% endhighlight %}}\n<p>After.</p>"
+    write_post(site, "en/2021-01-03-java.html", post_text("Java", body))
+    cleaned = clean_posts(scan_site(site).posts).kept["body"][0]
+    assert f"```java\n{code}\n```" in cleaned

@@ -136,3 +136,14 @@ def test_every_recipe_setting_but_the_split_and_targets_can_be_overridden_per_ru
     assert set(TrainConfig.model_fields) == {f.name for f in dataclasses.fields(TrainSettings)} - {"target_modules", "eval_size"}
     settings = TrainConfig(padding_free=False, learning_rate=1e-3).apply(get_profile("qwen3-4b").train)
     assert (settings.padding_free, settings.learning_rate, settings.max_length) == (False, 1e-3, 4096)
+
+
+def test_the_checkpoint_key_follows_the_process_count_not_the_gpu_model(tmp_path):
+    """A checkpoint's optimizer state and data order belong to its number of processes; a retry on another
+    node (another GPU model, a newer torch) must still resume."""
+    from blogtune_assets.assets.model import _run_key
+
+    settings = get_profile("qwen3-4b").train
+    key = _run_key(tmp_path / "v1", tmp_path / "v2", settings, Device("cuda", "bfloat16", 1, gpu="NVIDIA L4", torch_version="2.11.0"))
+    assert key == _run_key(tmp_path / "v1", tmp_path / "v2", settings, Device("cuda", "bfloat16", 1, gpu="NVIDIA A10", torch_version="2.13.0"))
+    assert key != _run_key(tmp_path / "v1", tmp_path / "v2", settings, Device("cuda", "bfloat16", 2))

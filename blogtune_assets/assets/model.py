@@ -115,15 +115,19 @@ def lora_adapter(
     settings.accumulation_per_process(device.num_processes)  # a batch that cannot split fails here, before launch
     manifest = read_manifest(base_model)
     train_base = Path(manifest["train_base"]["path"])
-    memory = estimate_peak_memory(
-        json.loads((train_base / "config.json").read_text()),
-        lora_r=settings.lora_r,
-        target_modules=settings.target_modules,
-        tokens=settings.per_device_train_batch_size * settings.max_length,  # the longest micro-batch there can be
-        dtype=device.dtype,
-        qlora=device.qlora,
-    )
-    context.log.info(f"estimated peak {device.kind} memory per process: {memory.total_gb:.1f} GB {memory.as_dict()}")
+    try:
+        memory = estimate_peak_memory(
+            json.loads((train_base / "config.json").read_text()),
+            lora_r=settings.lora_r,
+            target_modules=settings.target_modules,
+            tokens=settings.per_device_train_batch_size * settings.max_length,  # the longest micro-batch there can be
+            dtype=device.dtype,
+            qlora=device.qlora,
+        )
+        context.log.info(f"estimated peak {device.kind} memory per process: {memory.total_gb:.1f} GB {memory.as_dict()}")
+    except KeyError as missing:  # a config without Qwen3's flat fields (a nested text_config): no estimate, still train
+        memory = None
+        context.log.warning(f"no memory estimate: the base's config.json has no {missing}")
     store = artifacts.store
     # Same data, base, recipe and processes → same folder, so a rerun after a crash resumes there (and only there:
     # a checkpoint's optimizer and data order belong to its number of processes).
@@ -157,8 +161,7 @@ def lora_adapter(
             **reported.metadata,
             "path": dg.MetadataValue.path(str(path)),
             "eval_loss_vs_base": round(metrics["eval_loss"] - metrics["base_eval_loss"], 4),
-            "estimated_peak_memory_gb": round(memory.total_gb, 2),
-            "memory_estimate": dg.MetadataValue.json(memory.as_dict()),
+            **({"estimated_peak_memory_gb": round(memory.total_gb, 2), "memory_estimate": dg.MetadataValue.json(memory.as_dict())} if memory else {}),
             "settings": dg.MetadataValue.json(dataclasses.asdict(settings)),
             "accelerator": dg.MetadataValue.json(device.describe()),
             "loss_curve": loss_curve_md(log_history),
@@ -167,7 +170,9 @@ def lora_adapter(
 
 
 def _run_key(sft_dataset: Path, base_model: Path, settings: TrainSettings, device: Device) -> str:
-    blob = json.dumps([sft_dataset.name, base_model.name, dataclasses.asdict(settings), dataclasses.asdict(device)], sort_keys=True)
+    # What the device changes about a checkpoint (dtype, processes), not which GPU model or torch ran it.
+    trains_as = [device.kind, device.dtype, device.num_processes]
+    blob = json.dumps([sft_dataset.name, base_model.name, dataclasses.asdict(settings), trains_as], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -12,7 +12,7 @@ import polars as pl
 from blogtune_assets.assets.metadata import md_table
 from blogtune_assets.core.blog_state import SNAPSHOT_FILE, BlogSnapshot
 from blogtune_assets.core.cleaning import CleanResult, clean_posts
-from blogtune_assets.core.jekyll import BlogNotFound, scan_site
+from blogtune_assets.core.jekyll import READER_VERSION, BlogNotFound, scan_site
 from blogtune_assets.core.liquid import Cleaned, leftover_liquid
 from blogtune_assets.resources import ArtifactHome, BlogSource
 
@@ -63,7 +63,8 @@ def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
     posts = scan.posts
     return dg.Output(
         path,
-        data_version=dg.DataVersion(snapshot.digest),
+        # The files and the code that read them: a new reader makes everything downstream stale.
+        data_version=dg.DataVersion(f"{snapshot.digest}-{READER_VERSION}"),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "posts_digest": snapshot.digest,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ KEPT_SCHEMA = {
     "protected": pl.List(pl.String),
     "content_hash": pl.String,
     "cleaned_by": pl.String,  # CLEANER_VERSION
+    "cleaned_from": pl.String,  # cleaning_input() of what was cleaned
 }
 DROPPED_SCHEMA = {"path": pl.String, "reason": pl.String, "content_hash": pl.String}
 
@@ -54,16 +56,17 @@ def clean_posts(
     min_chars: int = MIN_CHARS,
     previous: CleanResult | None = None,
 ) -> CleanResult:
-    """With `previous` (an earlier result), a kept post whose raw file has the same
-    content_hash, cleaned by the same code (CLEANER_VERSION), keeps its cleaned text; the drop rules are applied afresh, since the
+    """With `previous` (an earlier result), a kept post whose body and format are the same
+    (cleaning_input), cleaned by the same code (CLEANER_VERSION), keeps its cleaned text; the drop rules are applied afresh, since the
     languages or min_chars may have changed."""
     wanted = frozenset(languages) if languages else None
-    earlier = _cleaned_by_hash(previous.kept) if previous is not None else {}
+    earlier = _reusable(previous.kept) if previous is not None else {}
     kept, dropped = [], []
     for row in raw.iter_rows(named=True):
         reason = meta_drop_reason(row, wanted)
         if reason is None:
-            text, protected = earlier.get(row["content_hash"]) or _clean(row["body"], row["format"])
+            source = cleaning_input(row["body"], row["format"])
+            text, protected = earlier.get(source) or _clean(row["body"], row["format"])
             if len(text) < min_chars:
                 reason = f"too short (< {min_chars} characters after cleaning)"
         if reason:
@@ -81,6 +84,7 @@ def clean_posts(
                 "protected": protected,
                 "content_hash": row["content_hash"],
                 "cleaned_by": CLEANER_VERSION,
+                "cleaned_from": source,
             }
         )
     return CleanResult(kept=pl.DataFrame(kept, schema=KEPT_SCHEMA), dropped=pl.DataFrame(dropped, schema=DROPPED_SCHEMA))
@@ -92,8 +96,14 @@ def _clean(body: str, format: str) -> tuple[str, list[str]]:
     return cleaned.text, cleaned.protected
 
 
-def _cleaned_by_hash(kept: pl.DataFrame) -> dict[str, tuple[str, list[str]]]:
-    if "cleaned_by" not in kept.columns:
+def cleaning_input(body: str, format: str) -> str:
+    """What cleaning reads, as a key: the body as the reader produced it, and its format. Not the file's hash:
+    a new reader can produce another body from the same bytes, and a renamed file another format."""
+    return hashlib.sha256(f"{format}\0{body}".encode()).hexdigest()
+
+
+def _reusable(kept: pl.DataFrame) -> dict[str, tuple[str, list[str]]]:
+    if "cleaned_from" not in kept.columns:
         return {}
     kept = kept.filter(pl.col("cleaned_by") == CLEANER_VERSION)
-    return dict(zip(kept["content_hash"].to_list(), zip(kept["body"].to_list(), kept["protected"].to_list())))
+    return dict(zip(kept["cleaned_from"].to_list(), zip(kept["body"].to_list(), kept["protected"].to_list())))

@@ -6,14 +6,36 @@ and links' text are kept as Markdown; scripts, styles and comments are dropped w
 
 from __future__ import annotations
 
+import re
+
 from bs4 import BeautifulSoup, Comment
 from markdownify import MarkdownConverter
 
 # Elements whose content a reader never sees as text.
 INVISIBLE = ("script", "style", "noscript", "template", "iframe", "svg")
+# Liquid blocks whose content is verbatim (code): HTML parsing would collapse their whitespace and take
+# `List<String>` for a tag. They are set aside, then put back for core/liquid.py to turn into fences.
+_VERBATIM_OPEN = re.compile(r"\{%-?\s*(highlight|raw)\b[^%]*%\}")
+_VERBATIM_CLOSE = {name: re.compile(rf"\{{%-?\s*end{name}\s*-?%\}}") for name in ("highlight", "raw")}
+
+
+def _set_verbatim_aside(html: str) -> tuple[str, list[str]]:
+    """(html with each verbatim block replaced by a placeholder, the blocks). Linear: each search starts where
+    the last block ended; an unclosed block runs to the end, as core/liquid.py reads it."""
+    out, blocks, pos = [], [], 0
+    while (opened := _VERBATIM_OPEN.search(html, pos)) is not None:
+        closed = _VERBATIM_CLOSE[opened.group(1)].search(html, opened.end())
+        end = closed.end() if closed else len(html)
+        out.append(html[pos : opened.start()])
+        out.append(f"<div>BLOGTUNEVERBATIM{len(blocks)}X</div>")
+        blocks.append(html[opened.start() : end])
+        pos = end
+    out.append(html[pos:])
+    return "".join(out), blocks
 
 
 def html_to_markdown(html: str) -> str:
+    html, blocks = _set_verbatim_aside(html)
     soup = BeautifulSoup(html, "html.parser")  # Python's own parser: no C library to install
     for element in soup.find_all(INVISIBLE):
         element.decompose()
@@ -21,4 +43,7 @@ def html_to_markdown(html: str) -> str:
         comment.extract()
     # Escaping would add backslashes to text the model should see as written (snake_case, a*b).
     converter = MarkdownConverter(heading_style="ATX", bullets="-", escape_asterisks=False, escape_underscores=False, escape_misc=False)
-    return converter.convert_soup(soup).strip()
+    text = converter.convert_soup(soup).strip()
+    for i, block in enumerate(blocks):
+        text = text.replace(f"BLOGTUNEVERBATIM{i}X", f"\n\n{block}\n\n", 1)
+    return text

@@ -76,7 +76,7 @@ class PostScan:
     rejected: pl.DataFrame
     files_found: int  # post files (by extension): posts + rejected
     not_posts: pl.DataFrame  # every other file under _posts/, with why it is not a post
-    stats: dict[str, tuple[int, int, int]]  # path → (size, mtime_ns, inode), taken before the file was read
+    stats: dict[str, tuple[int, int, int, int]]  # path → (size, mtime_ns, ctime_ns, inode), taken before reading
 
 
 def find_post_files(site_dir: Path) -> list[Path]:
@@ -87,7 +87,7 @@ def find_post_files(site_dir: Path) -> list[Path]:
 def not_a_post_reason(path: Path) -> str:
     suffix = path.suffix.lower()
     kind = "image" if suffix in IMAGE_SUFFIXES else "data file" if suffix in DATA_SUFFIXES else f"{suffix or 'extensionless'} file"
-    return f"{kind}: Jekyll publishes {', '.join(POST_SUFFIXES)} files as posts"
+    return f"{kind}: not a post format blogtune reads ({', '.join(POST_SUFFIXES)})"
 
 
 def walk_posts_dir(site_dir: Path) -> tuple[list[Path], list[Path]]:
@@ -204,10 +204,11 @@ def read_post(rel: Path, raw: bytes, content_hash: str) -> dict:
     title = meta.get("title")
     title = str(title).strip() if title is not None else ""
     title_from_slug = not title
-    language, language_from = post_language(rel, meta, body)
+    format = "html" if rel.suffix.lower() in HTML_SUFFIXES else "markdown"
+    language, language_from = post_language(rel, meta, body, format)
     return {
         "path": rel.as_posix(),
-        "format": "html" if rel.suffix.lower() in HTML_SUFFIXES else "markdown",
+        "format": format,
         "language": language,
         "language_from": language_from,
         "date": posted,
@@ -265,15 +266,19 @@ def _string_keys(value):
     return value
 
 
-def post_language(rel: Path, meta: dict, body: str) -> tuple[str, str]:
+def post_language(rel: Path, meta: dict, body: str, format: str = "markdown") -> tuple[str, str]:
     """(language, how it was decided): the language folder under _posts/ wins; else the `lang` key; else the
-    language detected from the text; else unknown."""
+    language detected from the text (an .html post's text, not its markup or scripts); else unknown."""
     parts = rel.parts  # ("_posts", <maybe language dir>, ..., file)
     if len(parts) > 2 and LANGUAGE_DIR.match(parts[1]):
         return parts[1], "folder"
     lang = meta.get("lang")
     if lang and str(lang).strip():
         return str(lang).strip(), "frontmatter"
+    if format == "html":
+        from blogtune_assets.core.html_posts import html_to_markdown  # bs4 only for blogs that need it
+
+        body = html_to_markdown(body)
     detected = detect_language(body)
     return (detected, "text") if detected else (UNKNOWN_LANGUAGE, "text (too little prose to tell)")
 
@@ -302,7 +307,7 @@ def scan_site(
             if path.is_symlink() and leads_outside(site_dir, path):
                 raise NotAPost(f"symlink pointing outside the blog ({_real(path)}): not followed")
             stat = path.stat()
-            stats[key] = (size := stat.st_size, stat.st_mtime_ns, stat.st_ino)
+            stats[key] = (size := stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
             if size > max_post_bytes:
                 content_hash = post_file_hash(site_dir, path)
                 raise NotAPost(f"{size:,} bytes, over the {max_post_bytes:,}-byte limit (BLOGTUNE_MAX_POST_BYTES)")

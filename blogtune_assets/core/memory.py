@@ -1,17 +1,21 @@
 """Peak device memory of a LoRA training step, estimated before training from the base's config.json.
 
-Counted (bytes; T = tokens in the largest micro-batch, per_device_train_batch_size x max_length):
+Counted (bytes; T = tokens in the largest micro-batch, per_device_train_batch_size x max_length), for CUDA:
 - weights: QLoRA stores the decoder's linear weights in NF4 with double quantization (4.127 bits a weight), and
   `prepare_model_for_kbit_training` casts everything else to fp32, the 151,936 x 2,560 tied embedding included
   (1.56 GB for Qwen3-4B); without QLoRA every weight is in the compute dtype.
-- LoRA: r x (in + out) per targeted projection; weights and gradients in the compute dtype (trl casts a quantized
-  model's trainable parameters to bf16), AdamW's two fp32 moments.
+- LoRA: r x (in + out) per targeted projection; weights, gradients and AdamW's two moments all in the LoRA
+  weights' dtype (trl casts a quantized model's trainable parameters to bf16; fp32 otherwise).
 - activations under gradient checkpointing: each layer's input kept (T x hidden), plus one layer recomputed
-  at a time (attention projections and the MLP's three intermediate tensors).
+  at a time (attention projections and the MLP's three intermediate tensors). Under QLoRA these are fp32:
+  the fp32 embedding starts the residual stream in fp32 and bitsandbytes' 4-bit layers return their
+  input's dtype.
 - the output head: trl 1.16's SFTTrainer never builds the T x 151,936 logits (12.5 GB at 2 x 4,096 in bf16 plus
   the loss's fp32 copies). Its chunked log-probability kernel (trl/kernels/chunked_logprob.py) projects tiles of
-  4,096 tokens x 32,768 vocabulary columns in the compute dtype, folded in fp32, plus a few fp32 floats a token.
+  4,096 tokens x 32,768 vocabulary columns in the compute dtype, from a compute-dtype copy of that slice of
+  the (fp32) head, plus the hidden states' fp32 gradient and a few fp32 floats a token.
 Not counted: the CUDA context and allocator fragmentation (~0.5-1 GB), which max_memory_allocated omits too.
+Unmeasured until benchmarks/gpu_check.py runs on a GPU, which prints it beside the measured peak.
 """
 
 from __future__ import annotations
@@ -69,10 +73,12 @@ def estimate_peak_memory(config: dict, *, lora_r: int, target_modules: tuple[str
     hidden, compute = config["hidden_size"], BYTES[dtype]
     linear, other = parameter_counts(config)
     weights = linear * NF4_BITS / 8 + other * 4 if qlora else (linear + other) * compute
-    lora = lora_parameters(config, lora_r, target_modules) * (2 * compute + 8)
+    lora = lora_parameters(config, lora_r, target_modules) * 4 * (2 if qlora else compute)  # weight, grad, 2 moments
     head_dim = config.get("head_dim") or hidden // config["num_attention_heads"]
     attention = (config["num_attention_heads"] + 2 * config["num_key_value_heads"]) * head_dim
-    saved_inputs = config["num_hidden_layers"] * tokens * hidden * compute
-    one_layer = tokens * (3 * config["intermediate_size"] + 4 * hidden + attention) * compute
-    head = min(tokens, HEAD_TILE_TOKENS) * min(config["vocab_size"], HEAD_TILE_COLUMNS) * (compute + 4) + tokens * 8 * 4
+    activation = 4 if qlora else compute
+    saved_inputs = config["num_hidden_layers"] * tokens * hidden * activation
+    one_layer = tokens * (3 * config["intermediate_size"] + 4 * hidden + attention) * activation
+    columns = min(config["vocab_size"], HEAD_TILE_COLUMNS)
+    head = min(tokens, HEAD_TILE_TOKENS) * columns * compute + columns * hidden * compute + tokens * (hidden * 4 + 8 * 4)
     return MemoryEstimate(weights / GB, lora / GB, (saved_inputs + one_layer) / GB, head / GB)

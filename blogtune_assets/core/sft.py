@@ -14,7 +14,9 @@ from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.code_version import code_version
 
 # What counts an example's tokens (with the tokenizer, whose revision is keyed separately).
-COUNTER_VERSION = code_version("blogtune_assets.core.sft", "blogtune_assets.core.chat_tokens", packages=("tokenizers",))
+COUNTER_VERSION = code_version(
+    "blogtune_assets.core.sft", "blogtune_assets.core.chat_tokens", "blogtune_assets.core.tiny_tokenizer", packages=("tokenizers",)
+)  # tiny_tokenizer holds the control tokens' names chat_tokens encodes with
 
 EVAL_SIZE = 200  # as in the reference run
 MAX_EVAL_FRACTION = 0.10
