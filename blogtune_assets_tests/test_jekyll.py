@@ -198,3 +198,14 @@ def test_code_in_an_html_posts_liquid_highlight_keeps_its_indentation_and_angle_
     write_post(site, "en/2021-01-03-java.html", post_text("Java", body))
     cleaned = clean_posts(scan_site(site).posts).kept["body"][0]
     assert f"```java\n{code}\n```" in cleaned
+
+
+def test_language_detection_takes_linear_time_on_pathological_text():
+    import time
+
+    from blogtune_assets.core.language import detect_language
+
+    for unit in ("{% x ", "{{ y ", "<a ", "`b "):
+        started = time.perf_counter()
+        detect_language("Words of a post in English, long enough to judge. " + unit * 1_000_000)
+        assert time.perf_counter() - started < 5, unit  # a scan to the end at each opener took minutes
