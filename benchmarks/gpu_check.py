@@ -222,8 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
     shape = SIZES[args.size]
     recipe = get_profile("qwen3-4b").train
     evals = 8
-    if args.size == "toy":  # seconds on a CPU, not hours: one short micro-batch a step, two posts to evaluate
-        recipe, evals = dataclasses.replace(recipe, gradient_accumulation_steps=1, max_length=128), 2
+    if args.size == "toy":  # seconds on a CPU, not hours: one short micro-batch a step, one post to evaluate
+        recipe, evals = dataclasses.replace(recipe, gradient_accumulation_steps=1, max_length=128), 1
     settings = dataclasses.replace(recipe, max_steps=args.steps, save_steps=args.steps // 2, logging_steps=1, train_loss_sample=evals)
     report: dict = {"device": device.describe(), "size": args.size, "shape": shape, "peak_bf16_tflops": peak, "steps": args.steps}
 

@@ -117,9 +117,9 @@ PROFILES = {
             max_steps=16,
             learning_rate=3e-3,
             max_length=512,  # 10 of the sample blog's 42 posts fit whole, for the stop measurement
-            train_loss_sample=8,
+            train_loss_sample=4,
             logging_steps=1,
-            save_steps=8,  # each eval and checkpoint costs seconds at this vocabulary: two of each
+            save_steps=16,  # each eval and checkpoint costs seconds at this vocabulary: one of each, at the end
         ),
         embedded_base="qwen3-shape",
     ),

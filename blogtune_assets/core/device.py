@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -62,6 +63,7 @@ class Device:
         return asdict(self)
 
 
+@functools.cache  # a process's devices do not change while it runs; the probe costs an import of torch
 def what_torch_sees() -> dict:
     """CUDA devices, bf16 support, the first GPU's name and torch's version, from a short child process."""
     probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True)
