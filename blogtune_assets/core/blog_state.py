@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from blogtune_assets.core.jekyll import find_post_files, post_file_hash, post_path
+from blogtune_assets.core.jekyll import find_post_files, post_file_hash, post_path, stat_key
 
 SNAPSHOT_FILE = "snapshot.parquet"
 SNAPSHOT_SCHEMA = {
@@ -87,10 +87,9 @@ class BlogSnapshot:
 
 def file_stat(path: Path) -> Stat | None:
     try:
-        st = path.stat()
+        return stat_key(path.stat())
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def take_snapshot(site_dir: Path, known: BlogSnapshot | None = None) -> BlogSnapshot:

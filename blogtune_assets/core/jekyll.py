@@ -38,7 +38,8 @@ MAX_POST_BYTES = 5_000_000
 
 # What reads a post: a row read by other code is read again, not reused (scan_site's `previous`).
 READER_VERSION = code_version(
-    "blogtune_assets.core.jekyll", "blogtune_assets.core.language", packages=("python-frontmatter", "PyYAML", "py3langid")
+    "blogtune_assets.core.jekyll", "blogtune_assets.core.language", "blogtune_assets.core.html_posts",  # an .html post's language is read from its text
+    packages=("python-frontmatter", "PyYAML", "py3langid", "markdownify", "beautifulsoup4"),
 )
 
 POST_SCHEMA = {
@@ -133,6 +134,11 @@ def walk_posts_dir(site_dir: Path) -> tuple[list[Path], list[Path]]:
 
 def _parts(path: Path) -> tuple[str, ...]:
     return path.parts
+
+
+def stat_key(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """(size, mtime_ns, ctime_ns, inode): what the sensor compares to know a file is unchanged (core/blog_state.py)."""
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
 
 
 def _real(path: Path) -> Path:
@@ -306,8 +312,8 @@ def scan_site(
         try:
             if path.is_symlink() and leads_outside(site_dir, path):
                 raise NotAPost(f"symlink pointing outside the blog ({_real(path)}): not followed")
-            stat = path.stat()
-            stats[key] = (size := stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+            stats[key] = stat_key(path.stat())
+            size = stats[key][0]
             if size > max_post_bytes:
                 content_hash = post_file_hash(site_dir, path)
                 raise NotAPost(f"{size:,} bytes, over the {max_post_bytes:,}-byte limit (BLOGTUNE_MAX_POST_BYTES)")
