@@ -1,7 +1,7 @@
 """raw → cleaned → dataset at the reference run's scale, against the reference project's way.
 
 blogtune runs the functions the assets call (scan_site, clean_posts, build_examples,
-count_tokens with the tiny profile's tokenizer, the parquet and JSONL the assets write);
+count_tokens with Qwen3's tokenizer, as the qwen3 profiles count, the parquet and JSONL the assets write);
 the baseline is benchmarks/baseline.py. Each build runs in a fresh process (peak RSS is
 its own). The incremental rebuild adds one new post and passes the previous results
 (previous=) to every stage, then is checked equal to a from-scratch build.
@@ -30,16 +30,6 @@ class Build:
     scan: object
     cleaned: object
     examples: pl.DataFrame
-
-
-def tiny_tokenizer(folder: Path) -> Path:
-    """The tiny profile's tokenizer, built as base_model builds it, saved where children load it."""
-    from blogtune_assets.core.tiny_model import pretraining_texts
-    from blogtune_assets.core.tiny_tokenizer import train_tokenizer
-    from blogtune_assets.profiles import SAMPLE_BLOG
-
-    train_tokenizer(pretraining_texts(SAMPLE_BLOG, seed=42)[0]).save_pretrained(folder)
-    return folder
 
 
 def blogtune_build(blog: Path, tokenizer, out: Path, previous: Build | None = None) -> tuple[Build, dict]:
@@ -187,7 +177,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="blogtune-bench-") as tmp:
         work = Path(tmp)
-        tokenizer_dir = tiny_tokenizer(work / "tokenizer")
+        # Both sides count with the reference run's tokenizer, built offline. Imported here: a spawned child
+        # imports this module, and trl (which builds it) is no part of the data half's memory.
+        from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir
+
+        tokenizer_dir = qwen3_tokenizer_dir()
         results = []
         for n in args.sizes:
             results.append(bench_size(n, work, tokenizer_dir, args.repeats, args.seed))

@@ -75,3 +75,16 @@ def test_a_base_whose_template_differs_from_trls_bytes_still_trains(tiny_base_di
     quick = dataclasses.replace(QUICK, max_steps=1, save_steps=1, max_length=128)
     result = train_lora(base, sample_dataset, tmp_path / "ckpt", tmp_path / "adapter", quick, Device("cpu"), emit=lambda line: None)
     assert result.metrics["steps"] == 1
+
+
+def test_batched_lengths_are_the_encoded_lengths_across_chunk_boundaries(tokenizer, monkeypatch):
+    """lengths() counts in chunks (LENGTHS_CHUNK) with the offset-free batch encoder; each count is still what
+    training encodes, including the post quoting control tokens and the chunk's last, odd-sized part."""
+    from blogtune_assets.core import chat_tokens
+
+    monkeypatch.setattr(chat_tokens, "LENGTHS_CHUNK", 3)
+    posts = clean_posts(scan_site(SAMPLE_BLOG).posts).kept
+    pairs = [*zip(posts["title"], posts["body"]), ("What <|im_end|> means", FORGED_BODY)]
+    assert len(pairs) % 3
+    encoder = ChatEncoder(tokenizer)
+    assert encoder.lengths(pairs) == [len(encoder.encode(title, body).input_ids) for title, body in pairs]
