@@ -13,12 +13,13 @@ a periodic full check hashes everything anyway, for file systems whose times do 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from blogtune_assets.core.jekyll import find_post_files, post_file_hash, post_path, stat_key
+from blogtune_assets.core.jekyll import post_file_hash, post_path, stat_key, walk_posts_dir
 
 SNAPSHOT_FILE = "snapshot.parquet"
 SNAPSHOT_SCHEMA = {
@@ -85,9 +86,9 @@ class BlogSnapshot:
         return cls(files, {path: stat for path, stat in (stats or {}).items() if files.get(path)})
 
 
-def file_stat(path: Path) -> Stat | None:
+def file_stat(path: str | Path) -> Stat | None:
     try:
-        return stat_key(path.stat())
+        return stat_key(os.stat(path))
     except OSError:
         return None
 
@@ -100,7 +101,7 @@ def take_snapshot(site_dir: Path, known: BlogSnapshot | None = None) -> BlogSnap
     before the file is read, so an edit during the read shows as a changed stat next time."""
     site_dir = Path(site_dir)
     files, stats = {}, {}
-    for path in find_post_files(site_dir):
+    for path in walk_posts_dir(site_dir)[0]:
         key, stat = post_path(site_dir, path), file_stat(path)
         if known is not None and stat is not None and known.stats.get(key) == stat and key in known.files:
             files[key] = known.files[key]
