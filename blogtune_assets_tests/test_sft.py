@@ -75,11 +75,14 @@ def test_token_counts_reuse_earlier_counts_and_match_a_full_count(tokenizer):
 
 
 def test_jsonl_round_trip(tmp_path):
-    rows = pl.DataFrame({"title": ["标题", "T"], "body": ["正文 🎉", "B\nC"]})
+    awkward = 'quotes " and \\ backslashes, \t\x00\x1f\x7f controls, \u2028 separators, </script>, {"role": "x"}\r\n'
+    rows = pl.DataFrame({"title": ["标题", "T", awkward], "body": ["正文 🎉", "B\nC", awkward * 3]})
     sft.write_jsonl(tmp_path / "x.jsonl", rows)
-    lines = (tmp_path / "x.jsonl").read_text(encoding="utf-8").splitlines()
-    assert json.loads(lines[0]) == sft.to_conversation("标题", "正文 🎉")
-    assert sft.read_jsonl(tmp_path / "x.jsonl")[1] == sft.to_conversation("T", "B\nC")
+    lines = (tmp_path / "x.jsonl").read_text(encoding="utf-8").removesuffix("\n").split("\n")  # \u2028 stays raw
+    assert len(lines) == 3 and json.loads(lines[0]) == sft.to_conversation("标题", "正文 🎉")
+    assert sft.read_jsonl(tmp_path / "x.jsonl") == [sft.to_conversation(t, b) for t, b in rows.iter_rows()]
+    sft.write_jsonl(tmp_path / "empty.jsonl", rows.clear())
+    assert sft.read_jsonl(tmp_path / "empty.jsonl") == []
 
 
 def test_length_histogram_counts_every_example():

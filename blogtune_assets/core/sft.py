@@ -111,9 +111,13 @@ def build_examples(cleaned: pl.DataFrame, seed: int = SPLIT_SEED, eval_size: int
 
 
 def write_jsonl(path: Path, rows: pl.DataFrame) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for title, body in rows.select("title", "body").iter_rows():
-            f.write(json.dumps(to_conversation(title, body), ensure_ascii=False) + "\n")
+    """One to_conversation() per line, serialized by polars: json.dumps row by row took ~1 s at 21,434 posts."""
+    turns = pl.concat_list(_turn("user", "title"), _turn("assistant", "body"))
+    rows.select(turns.alias("conversations")).write_ndjson(path)
+
+
+def _turn(role: str, column: str) -> pl.Expr:
+    return pl.struct(role=pl.lit(role), content=pl.col(column))
 
 
 def read_jsonl(path: Path) -> list[dict]:
