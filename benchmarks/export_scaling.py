@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import measure
-from benchmarks.data_pipeline import tiny_tokenizer
 
 QWEN3_06B = {
     "hidden_size": 1024,
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="blogtune-export-") as tmp:
         work = Path(tmp)
-        tokenizer_dir = tiny_tokenizer(work / "tokenizer")
+        tokenizer_dir = measure.tiny_tokenizer(work / "tokenizer")
         results = [bench_size(size, work, tokenizer_dir, args.repeats) for size in args.sizes]
     measure.print_table(
         ["model", "params M", "bf16 MB", "convert s", "convert peak MB", "Q4_K_M s", "quantize peak MB", "Q4_K_M MB"],

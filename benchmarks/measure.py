@@ -104,3 +104,13 @@ def save_figure(fig, out: Path, name: str) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def tiny_tokenizer(folder: Path) -> Path:
+    """The tiny profile's tokenizer, built as base_model builds it, saved where children load it."""
+    from blogtune_assets.core.tiny_model import pretraining_texts
+    from blogtune_assets.core.tiny_tokenizer import train_tokenizer
+    from blogtune_assets.profiles import SAMPLE_BLOG
+
+    train_tokenizer(pretraining_texts(SAMPLE_BLOG, seed=42)[0]).save_pretrained(folder)
+    return folder

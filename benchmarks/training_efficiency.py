@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks import measure
 from blogtune_assets.core.batching import padding_share
-from benchmarks.data_pipeline import MAX_LENGTH, tiny_tokenizer
+from benchmarks.data_pipeline import MAX_LENGTH
 from benchmarks.synthetic_blog import REFERENCE, write_blog
 
 REFERENCE_MEAN_TOKENS = 1169  # per example, Qwen3 tokenizer, from the reference run
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="blogtune-train-") as tmp:
         work = Path(tmp)
-        tokenizer_dir = tiny_tokenizer(work / "tokenizer")
+        tokenizer_dir = measure.tiny_tokenizer(work / "tokenizer")
         tiny_lengths = example_lengths(args.posts, work, tokenizer_dir)
         scale = REFERENCE_MEAN_TOKENS / (sum(tiny_lengths) / len(tiny_lengths))
         lengths = [max(1, round(n * scale)) for n in tiny_lengths]
