@@ -22,7 +22,7 @@ def seconds(fn, repeats: int) -> float:
         started = time.perf_counter()
         fn()
         runs.append(time.perf_counter() - started)
-    return round(statistics.median(runs), 3)
+    return statistics.median(runs)
 
 
 def main(argv: list[str] | None = None) -> dict:
