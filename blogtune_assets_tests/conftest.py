@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -8,6 +9,18 @@ import pytest
 from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.base_model import resolve_base
 from blogtune_assets.profiles import SAMPLE_BLOG, get_profile
+
+# Four steps of the tiny recipe at 256 tokens, a checkpoint every two: enough to see training, resuming and merging.
+QUICK = dataclasses.replace(get_profile("tiny").train, max_steps=4, save_steps=2, logging_steps=1, max_length=256)
+# A test that uses one of these builds or trains a model, or runs the whole graph: it is `slow`, which
+# `make test-fast` leaves out (pytest_collection_modifyitems below marks it; CI runs everything).
+MODEL_FIXTURES = frozenset({"tiny_base_home", "initialised_base", "trained", "demo_run"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "jekyll-ai-blog"
 
@@ -139,3 +152,42 @@ def demo_run(tmp_path_factory) -> Path:
     shutil.copytree(SAMPLE_BLOG, root / "blog")
     materialize(root, "tiny", "*", blog_dir=root / "blog")
     return root
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_base_dir, sample_dataset):
+    """The QUICK recipe trained once a session on the sample dataset: (adapter folder, TrainResult)."""
+    from blogtune_assets.core.device import Device
+    from blogtune_assets.core.train import train_lora
+
+    out = tmp_path_factory.mktemp("adapter")
+    result = train_lora(tiny_base_dir, sample_dataset, out / "ckpt", out / "adapter", QUICK, Device("cpu"), emit=lambda *_: None)
+    return out / "adapter", result
+
+
+def materialize_data(site, home, monkeypatch, instance=None) -> dict[str, dict]:
+    """raw_posts, cleaned_posts and sft_dataset with their checks, in process; each asset's metadata by name."""
+    import dagster as dg
+
+    from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
+    from blogtune_assets.assets.model import base_model
+    from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_posts
+    from blogtune_assets.resources import from_env
+
+    monkeypatch.setenv("BLOGTUNE_BLOG_DIR", str(site))
+    monkeypatch.setenv("BLOGTUNE_HOME", str(home))
+    # base_model is in the home already (fixture `home`): it is loaded as an input, not run.
+    result = dg.materialize(
+        [raw_posts, cleaned_posts, sft_dataset, no_liquid_left, split_has_no_shared_titles, base_model],
+        selection=dg.AssetSelection.assets(raw_posts, cleaned_posts, sft_dataset),
+        resources=from_env(),
+        instance=instance,
+    )
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
+    return {
+        m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
+        for m in result.get_asset_materialization_events()
+        for m in [m.event_specific_data.materialization]
+    }

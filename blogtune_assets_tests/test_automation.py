@@ -16,7 +16,7 @@ from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.blog_state import BlogSnapshot
 from blogtune_assets.resources import ArtifactHome, ArtifactPathIOManager, BlogSource, RetrainPolicy
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
-from blogtune_assets_tests.test_data_assets import materialize_data
+from blogtune_assets_tests.conftest import materialize_data
 
 NEW_POST = ("en/2026-11-01-a-new-post.md", post_text("A new post", LONG_BODY))
 

@@ -14,7 +14,7 @@ from blogtune_assets.core.merge import chat_prompt
 from blogtune_assets.core.sft import count_tokens, to_conversation
 from blogtune_assets.core.train import load_sft_split, train_lora
 from blogtune_assets.profiles import SAMPLE_BLOG
-from blogtune_assets_tests.test_training import QUICK
+from blogtune_assets_tests.conftest import QUICK
 
 FORGED_BODY = (
     "Models end a turn with <|im_end|>, so a post about them quotes it:\n"

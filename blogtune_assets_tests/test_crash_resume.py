@@ -107,7 +107,7 @@ def _checkpoint(tmp_path: Path, trained_checkpoint: Path, name: str) -> Path:
 def whole_checkpoint(tmp_path_factory, tiny_base_dir, sample_dataset) -> Path:
     from blogtune_assets.core.device import Device
     from blogtune_assets.core.train import train_lora
-    from blogtune_assets_tests.test_training import QUICK
+    from blogtune_assets_tests.conftest import QUICK
 
     out = tmp_path_factory.mktemp("ckpt")
     train_lora(tiny_base_dir, sample_dataset, out / "ckpt", out / "adapter", QUICK, Device("cpu"), emit=lambda line: None)

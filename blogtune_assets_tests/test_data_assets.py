@@ -5,37 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 
-from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
-from blogtune_assets.assets.model import base_model
-from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_posts
 from blogtune_assets.definitions import defs
-from blogtune_assets.resources import from_env
-from blogtune_assets_tests.conftest import write_post
-
-DATA_ASSETS = [raw_posts, cleaned_posts, sft_dataset, no_liquid_left, split_has_no_shared_titles]
-
-
-def materialize_data(site, home, monkeypatch, instance: dg.DagsterInstance | None = None) -> dict[str, dict]:
-    monkeypatch.setenv("BLOGTUNE_BLOG_DIR", str(site))
-    monkeypatch.setenv("BLOGTUNE_HOME", str(home))
-    # base_model is in the home already (fixture `home`): it is loaded as an input, not run.
-    result = dg.materialize(
-        [*DATA_ASSETS, base_model],
-        selection=dg.AssetSelection.assets(raw_posts, cleaned_posts, sft_dataset),
-        resources=from_env(),
-        instance=instance,
-    )
-    assert result.success
-    checks = result.get_asset_check_evaluations()
-    assert checks and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
-    return {
-        m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
-        for m in result.get_asset_materialization_events()
-        for m in [m.event_specific_data.materialization]
-    }
+from blogtune_assets_tests.conftest import materialize_data, write_post
 
 
 def assert_accounting(meta: dict[str, dict]) -> None:

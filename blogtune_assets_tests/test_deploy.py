@@ -20,7 +20,7 @@ from dagster_k8s.job import get_user_defined_k8s_config
 
 from blogtune_assets.compute import gpu_pod_config
 from blogtune_assets.definitions import all_assets
-from blogtune_assets_tests.test_data_assets import materialize_data
+from blogtune_assets_tests.conftest import materialize_data
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 HEAVY_ASSETS = {"base_model", "lora_adapter", "merged_model", "gguf_q4km"}

@@ -20,7 +20,7 @@ from blogtune_assets.core.jekyll import scan_site
 from blogtune_assets.core.sft import build_examples, to_conversation
 from blogtune_assets.profiles import REPO_ROOT
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
-from blogtune_assets_tests.test_data_assets import materialize_data
+from blogtune_assets_tests.conftest import materialize_data
 
 CORE = REPO_ROOT / "blogtune_assets" / "core"
 

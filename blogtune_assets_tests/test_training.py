@@ -16,19 +16,7 @@ from blogtune_assets.core.merge import chat_prompt, max_abs_difference, merge_ad
 from blogtune_assets.core.sft import read_jsonl
 from blogtune_assets.core.device import Device
 from blogtune_assets.core.train import build_trainer, train_lora
-from blogtune_assets.profiles import get_profile
-
-QUICK = dataclasses.replace(
-    get_profile("tiny").train, max_steps=4, save_steps=2, logging_steps=1, max_length=256
-)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_base_dir, sample_dataset):
-    out = tmp_path_factory.mktemp("adapter")
-    result = train_lora(tiny_base_dir, sample_dataset, out / "ckpt", out / "adapter", QUICK, Device("cpu"), emit=lambda *_: None)
-    return out / "adapter", result
-
+from blogtune_assets_tests.conftest import QUICK
 
 def test_adapter_files_are_written_and_reload(trained, tiny_base_dir):
     adapter, result = trained
