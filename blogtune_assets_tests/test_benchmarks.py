@@ -11,6 +11,7 @@ import json
 import pytest
 
 from benchmarks import calibrate, data_pipeline, export_scaling, gpu_check, measure, sensor_tick, startup, training_efficiency
+from benchmarks import liquid_worst_case
 from benchmarks.synthetic_blog import REFERENCE, load_calibration, note_share, write_blog
 from blogtune_assets_tests.conftest import SHARED_CORPUS
 
@@ -90,6 +91,13 @@ def test_the_gpu_check_runs_at_toy_size_on_the_cpu(qwen3_tokenizer_dir, tmp_path
 def test_sensor_tick(tmp_path):
     payload = sensor_tick.main(["--posts", "40", "--repeats", "1", "--out", str(tmp_path)])
     assert payload["posts"] == 40 and payload["tick_s"] > 0 and payload["full_check_s"] > 0
+
+
+def test_liquid_worst_case(tmp_path):
+    payload = liquid_worst_case.main(["--sizes", "2000", "--repeats", "1", "--out", str(tmp_path)])
+    assert set(payload["patterns"]) == set(liquid_worst_case.PATTERNS)
+    assert all(run["chars"] <= 2000 and run["chars_per_s"] > 0 for runs in payload["patterns"].values() for run in runs)
+    assert (tmp_path / "liquid_worst_case.json").is_file()
 
 
 def test_startup(tmp_path):
