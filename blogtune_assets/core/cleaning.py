@@ -40,13 +40,12 @@ class CleanResult:
     dropped: pl.DataFrame
 
 
-def meta_drop_reason(row: dict, languages: frozenset[str] | None) -> str | None:
+def meta_drop_reason(frontmatter: str, language: str, languages: frozenset[str] | None) -> str | None:
     """Reasons that need no cleaning, so posts dropped for them are never cleaned."""
-    meta = json.loads(row["frontmatter"])
-    if meta.get("published") is False:
+    if json.loads(frontmatter).get("published") is False:
         return "unpublished (published: false)"
-    if languages is not None and row["language"] not in languages:
-        return f"language '{row['language']}' not selected"
+    if languages is not None and language not in languages:
+        return f"language '{language}' not selected"
     return None
 
 
@@ -60,34 +59,61 @@ def clean_posts(
     (cleaning_input), cleaned by the same code (CLEANER_VERSION), keeps its cleaned text; the drop rules are applied afresh, since the
     languages or min_chars may have changed."""
     wanted = frozenset(languages) if languages else None
-    earlier = _reusable(previous.kept) if previous is not None else {}
-    kept, dropped = [], []
-    for row in raw.iter_rows(named=True):
-        reason = meta_drop_reason(row, wanted)
+    reusable = _reusable(previous.kept) if previous is not None else pl.DataFrame(schema=_REUSED_SCHEMA)
+    earlier = dict(zip(reusable["cleaned_from"].to_list(), range(reusable.height)))
+    earlier_chars = reusable["body"].str.len_chars().to_list()
+    # Row by row only what decides a post's fate; the kept frame is then assembled by column, and reused
+    # text and protected pieces are gathered from the earlier frame without becoming Python objects.
+    kept_rows, sources, reused_at, fresh, dropped = [], [], [], {}, []
+    columns = raw.select("path", "language", "frontmatter", "body", "format", "content_hash").iter_rows()
+    for i, (path, language, frontmatter, body, format, content_hash) in enumerate(columns):
+        reason = meta_drop_reason(frontmatter, language, wanted)
         if reason is None:
-            source = cleaning_input(row["body"], row["format"])
-            text, protected = earlier.get(source) or _clean(row["body"], row["format"])
-            if len(text) < min_chars:
+            source = cleaning_input(body, format)
+            at = earlier.get(source)
+            if at is None:
+                fresh[i] = _clean(body, format)
+            if (len(fresh[i][0]) if at is None else earlier_chars[at]) < min_chars:
                 reason = f"too short (< {min_chars} characters after cleaning)"
         if reason:
-            dropped.append({"path": row["path"], "reason": reason, "content_hash": row["content_hash"]})
+            dropped.append((path, reason, content_hash))
             continue
-        kept.append(
-            {
-                "path": row["path"],
-                "language": row["language"],
-                "date": row["date"],
-                "title": row["title"],
-                "body": text,
-                "chars_before": len(row["body"]),
-                "chars_after": len(text),
-                "protected": protected,
-                "content_hash": row["content_hash"],
-                "cleaned_by": CLEANER_VERSION,
-                "cleaned_from": source,
-            }
+        kept_rows.append(i)
+        sources.append(source)
+        reused_at.append(at)
+    kept = _kept_frame(raw, kept_rows, sources, reused_at, fresh, reusable)
+    return CleanResult(kept=kept, dropped=pl.DataFrame(dropped, schema=DROPPED_SCHEMA, orient="row"))
+
+
+def _kept_frame(
+    raw: pl.DataFrame, rows: list[int], sources: list[str], reused_at: list[int | None], fresh: dict, reusable: pl.DataFrame
+) -> pl.DataFrame:
+    """The kept posts' rows of `raw` with their cleaned text: fresh[i] where cleaned now, else reusable's row reused_at."""
+    cleaned = pl.DataFrame(
+        {
+            "body": [fresh[i][0] if at is None else None for i, at in zip(rows, reused_at)],
+            "protected": [fresh[i][1] if at is None else None for i, at in zip(rows, reused_at)],
+        },
+        schema={"body": pl.String, "protected": pl.List(pl.String)},
+    )
+    if any(at is not None for at in reused_at):
+        earlier = reusable.select("body", "protected")[[0 if at is None else at for at in reused_at]]
+        is_fresh = pl.Series([at is None for at in reused_at], dtype=pl.Boolean)
+        cleaned = cleaned.select(
+            pl.when(is_fresh).then(pl.col(name)).otherwise(earlier[name]).alias(name) for name in ("body", "protected")
         )
-    return CleanResult(kept=pl.DataFrame(kept, schema=KEPT_SCHEMA), dropped=pl.DataFrame(dropped, schema=DROPPED_SCHEMA))
+    return (
+        raw[rows]
+        .select("path", "language", "date", "title", pl.col("body").str.len_chars().alias("chars_before"), "content_hash")
+        .with_columns(cleaned.get_columns())
+        .with_columns(
+            pl.col("body").str.len_chars().alias("chars_after"),
+            pl.lit(CLEANER_VERSION).alias("cleaned_by"),
+            pl.Series("cleaned_from", sources, dtype=pl.String),
+        )
+        .select(list(KEPT_SCHEMA))
+        .cast(KEPT_SCHEMA)
+    )
 
 
 def _clean(body: str, format: str) -> tuple[str, list[str]]:
@@ -102,8 +128,10 @@ def cleaning_input(body: str, format: str) -> str:
     return hashlib.sha256(f"{format}\0{body}".encode()).hexdigest()
 
 
-def _reusable(kept: pl.DataFrame) -> dict[str, tuple[str, list[str]]]:
+_REUSED_SCHEMA = {"cleaned_from": pl.String, "body": pl.String, "protected": pl.List(pl.String)}
+
+
+def _reusable(kept: pl.DataFrame) -> pl.DataFrame:
     if "cleaned_from" not in kept.columns:
-        return {}
-    kept = kept.filter(pl.col("cleaned_by") == CLEANER_VERSION)
-    return dict(zip(kept["cleaned_from"].to_list(), zip(kept["body"].to_list(), kept["protected"].to_list())))
+        return pl.DataFrame(schema=_REUSED_SCHEMA)
+    return kept.filter(pl.col("cleaned_by") == CLEANER_VERSION).select(list(_REUSED_SCHEMA))
