@@ -5,10 +5,14 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.blogtune-installed
 # llama-cpp-python compiles llama.cpp on install; its wheel is built once per machine and reused.
-# llama.cpp compiles for the CPU it is built on (GGML_NATIVE), so the cache is keyed by the CPU's
-# feature flags: a shared home never hands one CPU a binary tuned for another.
-CPU_KEY     := $(shell (grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -m) | cksum | cut -d' ' -f1)
-WHEELS      ?= $(HOME)/.cache/blogtune/wheels/cpu-$(CPU_KEY)
+# Portable, not -march=native: on a CPU with AMX a native build takes ggml's AMX kernels, and CI
+# died with SIGILL in test_gguf's first Q4_K forward pass on a host listing the same CPU flags
+# (so the same cached wheel) that evidently does not grant AMX tile state. AVX2/FMA/F16C (ggml's non-native default) runs on
+# any x86-64-v3 machine. The cache is keyed by these arguments and the architecture, so changing
+# them (CUDA: LLAMA_CPP_CMAKE_ARGS="-DGGML_CUDA=on") never reuses a wheel built otherwise.
+LLAMA_CPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
+BUILD_KEY   := $(shell echo "$$(uname -m) $(LLAMA_CPP_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
+WHEELS      ?= $(HOME)/.cache/blogtune/wheels/build-$(BUILD_KEY)
 LLAMA_CPP_VERSION := 0.3.36
 # Its source distribution is kept too: it carries llama.cpp's copy of Qwen's vocabulary, from which
 # blogtune builds Qwen3's tokenizer offline (core/qwen3_tokenizer.py reads it from here).
@@ -37,7 +41,7 @@ $(STAMP): pyproject.toml $(LLAMA_CPP_SDIST) | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
 	mkdir -p $(WHEELS)
 	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
-	  CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(PY) -m pip wheel --quiet --no-deps -w $(WHEELS) $(LLAMA_CPP_SDIST)
 	$(PY) -m pip install --quiet --find-links $(WHEELS) -e '.[test]'
 	touch $(STAMP)
