@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from blogtune_assets.core.device import resolve_device
-    from blogtune_assets.profiles import get_profile
+    from blogtune_assets.core.profiles import get_profile
 
     device = resolve_device()
     cuda = device.kind == "cuda"

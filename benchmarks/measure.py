@@ -110,7 +110,7 @@ def tiny_tokenizer(folder: Path) -> Path:
     """The tiny profile's tokenizer, built as base_model builds it, saved where children load it."""
     from blogtune_assets.core.tiny_model import pretraining_texts
     from blogtune_assets.core.tiny_tokenizer import train_tokenizer
-    from blogtune_assets.profiles import SAMPLE_BLOG
+    from blogtune_assets.core.profiles import SAMPLE_BLOG
 
     train_tokenizer(pretraining_texts(SAMPLE_BLOG, seed=42)[0]).save_pretrained(folder)
     return folder

@@ -98,7 +98,7 @@ def train_mode(mode: str, model_dir: Path, dataset_dir: Path, steps: int, out: P
     from trl import SFTTrainer
 
     from blogtune_assets.core.train import Device, load_sft_split, load_train_model, lora_config, sft_config
-    from blogtune_assets.profiles import get_profile
+    from blogtune_assets.core.profiles import get_profile
 
     torch.manual_seed(42)
     device = Device("cpu")

@@ -4,8 +4,8 @@ import os
 
 import dagster as dg
 
-from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
-from blogtune_assets.assets.export import gguf_matches_hf, learned_to_stop_after_a_post, gguf_q4km, q4_k_m_perplexity_close_to_intermediate
+from blogtune_assets.assets.sft_dataset import sft_dataset, split_has_no_shared_titles
+from blogtune_assets.assets.gguf_q4km import gguf_matches_hf, learned_to_stop_after_a_post, gguf_q4km, q4_k_m_perplexity_close_to_intermediate
 from blogtune_assets.assets.model import base_model, lora_adapter, merged_logits_match_adapter, merged_model
 from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_posts
 from blogtune_assets.automation import RETRAIN_JOB, new_posts_sensor, weekly_retrain_schedule

@@ -15,7 +15,7 @@ import dagster as dg
 from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.device import Device, DeviceName, DtypeName, resolve_device
 from blogtune_assets.core.jekyll import MAX_POST_BYTES
-from blogtune_assets.profiles import REPO_ROOT, SAMPLE_BLOG, Profile, ProfileName, get_profile
+from blogtune_assets.core.profiles import REPO_ROOT, SAMPLE_BLOG, Profile, ProfileName, get_profile
 
 DEFAULT_HOME = REPO_ROOT / "data" / "blogtune_home"
 

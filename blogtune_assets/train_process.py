@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from blogtune_assets.core.device import Device
-from blogtune_assets.profiles import TrainSettings
+from blogtune_assets.core.profiles import TrainSettings
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.base_model import resolve_base
-from blogtune_assets.profiles import SAMPLE_BLOG, get_profile
+from blogtune_assets.core.profiles import SAMPLE_BLOG, get_profile
 
 # Four steps of the tiny recipe at 256 tokens, a checkpoint every two: enough to see training, resuming and merging.
 QUICK = dataclasses.replace(get_profile("tiny").train, max_steps=4, save_steps=2, logging_steps=1, max_length=256)
@@ -169,7 +169,7 @@ def materialize_data(site, home, monkeypatch, instance=None) -> dict[str, dict]:
     """raw_posts, cleaned_posts and sft_dataset with their checks, in process; each asset's metadata by name."""
     import dagster as dg
 
-    from blogtune_assets.assets.dataset import sft_dataset, split_has_no_shared_titles
+    from blogtune_assets.assets.sft_dataset import sft_dataset, split_has_no_shared_titles
     from blogtune_assets.assets.model import base_model
     from blogtune_assets.assets.posts import cleaned_posts, no_liquid_left, raw_posts
     from blogtune_assets.resources import from_env

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from blogtune_assets.profiles import REPO_ROOT
+from blogtune_assets.core.profiles import REPO_ROOT
 from blogtune_assets.summary import check_verdicts, latest_metadata
 
 BIN = Path(sys.executable).parent

@@ -13,7 +13,7 @@ from blogtune_assets.core.jekyll import scan_site
 from blogtune_assets.core.merge import chat_prompt
 from blogtune_assets.core.sft import count_tokens, to_conversation
 from blogtune_assets.core.train import load_sft_split, train_lora
-from blogtune_assets.profiles import SAMPLE_BLOG
+from blogtune_assets.core.profiles import SAMPLE_BLOG
 from blogtune_assets_tests.conftest import QUICK
 
 FORGED_BODY = (

@@ -75,7 +75,7 @@ def test_heavy_assets_run_one_at_a_time_in_the_gpu_pool(tmp_path):
 
 
 def test_token_counts_are_reused_only_with_the_same_tokenizer_and_counting_code(tmp_path, monkeypatch):
-    from blogtune_assets.assets.dataset import COUNTED_WITH, _previous_counts, counted_with
+    from blogtune_assets.assets.sft_dataset import COUNTED_WITH, _previous_counts, counted_with
     from blogtune_assets.core import sft
     from blogtune_assets.core.artifacts import ArtifactStore
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from tokenizers import AddedToken
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen3ForCausalLM
 
-from blogtune_assets.assets.export import Q4_NAME, gguf_matches_hf
+from blogtune_assets.assets.gguf_q4km import Q4_NAME, gguf_matches_hf
 from blogtune_assets.core.gguf_export import (
     MissingHyperparameter,
     UnsupportedArchitecture,

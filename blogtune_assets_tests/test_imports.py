@@ -5,8 +5,12 @@ they imported torch and transformers, under 2 s without), and a training rank im
 none of them may pay for a library it does not use.
 """
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+import blogtune_assets.core
 
 ML_LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "llama_cpp", "matplotlib")
 
@@ -32,3 +36,23 @@ def test_a_training_rank_loads_no_dagster():
     # talks to Dagster through dagster_pipes alone).
     statement = "import blogtune_assets.train_process, blogtune_assets.core.train, blogtune_assets.core.sft"
     assert _loaded_after(statement, ("dagster", "blogtune_assets.definitions")) == []
+
+
+def test_core_imports_nothing_above_it():
+    # core/ is the Dagster-free domain layer: the assets, resources and training process build on it, never
+    # the other way round, so a core module can be read, tested and reused without the layer above.
+    core = Path(blogtune_assets.core.__file__).parent
+    upward = []
+    for module in sorted(core.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = ["." * node.level + (node.module or "")] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            upward += [
+                f"{module.name}: {name}"
+                for name in names
+                if name.startswith("blogtune_assets") and not name.startswith("blogtune_assets.core")
+                or name.startswith("..")
+                or name == "dagster"
+                or name.startswith("dagster.")
+            ]
+    assert upward == []

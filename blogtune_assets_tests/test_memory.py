@@ -7,7 +7,7 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from benchmarks.gpu_check import QWEN3_4B
 from blogtune_assets.core.memory import estimate_peak_memory, lora_parameters, parameter_counts
-from blogtune_assets.profiles import LORA_TARGETS
+from blogtune_assets.core.profiles import LORA_TARGETS
 
 # Qwen3-4B's proportions (head dim, 4 query heads per KV head, tied) at a size a CPU builds in a blink.
 SMALL = {**QWEN3_4B, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 32, "intermediate_size": 96, "vocab_size": 500}

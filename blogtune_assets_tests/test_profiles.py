@@ -11,7 +11,7 @@ import torch
 from blogtune_assets.core.base_model import BaseModelUnavailable, resolve_base
 from blogtune_assets.core.device import Device, resolve_device
 from blogtune_assets.core.train import lora_config, sft_config
-from blogtune_assets.profiles import LORA_TARGETS, get_profile
+from blogtune_assets.core.profiles import LORA_TARGETS, get_profile
 
 
 def test_qwen3_4b_profile_is_the_reference_run(tmp_path):
@@ -131,7 +131,7 @@ def test_every_recipe_setting_but_the_split_and_targets_can_be_overridden_per_ru
     import dataclasses
 
     from blogtune_assets.assets.model import TrainConfig
-    from blogtune_assets.profiles import TrainSettings
+    from blogtune_assets.core.profiles import TrainSettings
 
     assert set(TrainConfig.model_fields) == {f.name for f in dataclasses.fields(TrainSettings)} - {"target_modules", "eval_size"}
     settings = TrainConfig(padding_free=False, learning_rate=1e-3).apply(get_profile("qwen3-4b").train)

@@ -7,7 +7,7 @@ from transformers import AutoTokenizer
 from trl.chat_template_utils import qwen3_chat_template
 
 from blogtune_assets.core.qwen3_tokenizer import ADDED_TOKENS, VOCAB_FILE
-from blogtune_assets.profiles import SAMPLE_BLOG
+from blogtune_assets.core.profiles import SAMPLE_BLOG
 from blogtune_assets_tests.conftest import SHARED_CORPUS
 
 SEPARATOR = "\n__ggml_vocab_test__\n"

@@ -9,12 +9,12 @@ import dagster as dg
 import pytest
 import torch
 
-from blogtune_assets.assets.export import gguf_q4km
+from blogtune_assets.assets.gguf_q4km import gguf_q4km
 from blogtune_assets.assets.model import merged_model
 from blogtune_assets.core import disk, train
 from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.device import Device
-from blogtune_assets.profiles import get_profile
+from blogtune_assets.core.profiles import get_profile
 from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -18,7 +17,7 @@ from blogtune_assets.core.cleaning import clean_posts
 from blogtune_assets.core.gguf_export import convert_to_gguf, inference_chat_template
 from blogtune_assets.core.jekyll import scan_site
 from blogtune_assets.core.sft import build_examples, to_conversation
-from blogtune_assets.profiles import REPO_ROOT
+from blogtune_assets.core.profiles import REPO_ROOT
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
 from blogtune_assets_tests.conftest import materialize_data
 

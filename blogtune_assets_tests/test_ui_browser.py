@@ -25,7 +25,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
 
 from blogtune_assets.definitions import defs
-from blogtune_assets.profiles import REPO_ROOT
+from blogtune_assets.core.profiles import REPO_ROOT
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
 
 CHROMIUM = shutil.which("chromium")

@@ -18,7 +18,7 @@ from blogtune_assets.core.manifest import read_manifest
 from blogtune_assets.core.memory import estimate_peak_memory
 from blogtune_assets.core.model_card import write_model_card
 from blogtune_assets.core.sft import read_jsonl, stop_conversations
-from blogtune_assets.profiles import TrainSettings
+from blogtune_assets.core.profiles import TrainSettings
 from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
 from blogtune_assets.train_process import TrainRequest, launch_command
 
@@ -77,7 +77,7 @@ def _current_build_key(store, asset: str) -> str | None:
 
 
 class _TrainOverrides(dg.Config):
-    """Run-config overrides of the profile's recipe (TrainSettings, profiles.py); unset fields keep the profile's value."""
+    """Run-config overrides of the profile's recipe (TrainSettings, core/profiles.py); unset fields keep the profile's value."""
 
     def apply(self, settings: TrainSettings) -> TrainSettings:
         overrides = {k: v for k, v in self.model_dump().items() if v is not None}

@@ -23,7 +23,7 @@ from blogtune_assets.core.manifest import MANIFEST
 from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
 from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir
 from blogtune_assets.core.tiny_model import build_key, build_tiny_model, build_tiny_tokenizer
-from blogtune_assets.profiles import SAMPLE_BLOG, Profile
+from blogtune_assets.core.profiles import SAMPLE_BLOG, Profile
 
 # What a base needs, and nothing that runs code: weights only as safetensors.
 HUB_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken"]

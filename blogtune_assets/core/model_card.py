@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from blogtune_assets.core.sft import read_jsonl
-from blogtune_assets.profiles import TrainSettings
+from blogtune_assets.core.profiles import TrainSettings
 
 
 def write_model_card(folder: Path, manifest: dict, dataset_dir: Path, settings: TrainSettings, metrics: dict) -> None:

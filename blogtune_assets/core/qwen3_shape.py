@@ -41,7 +41,7 @@ from blogtune_assets.core.tiny_model import (
 )
 from blogtune_assets.core.tiny_model import build_key as tiny_build_key
 from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT
-from blogtune_assets.profiles import SAMPLE_BLOG
+from blogtune_assets.core.profiles import SAMPLE_BLOG
 
 QWEN3_SHAPE_VERSION = code_version("blogtune_assets.core.qwen3_shape")  # the rest is in the keys build_key adds
 # Qwen3-4B: hidden 2560, 36 layers, 32 heads / 8 KV heads of 128, FFN 9728. Kept: head dim, the 4:1

@@ -1,7 +1,7 @@
 """The SFT recipe: LoRA on all seven projections with trl's SFTTrainer.
 
 The training path, in the order a run takes it:
-- `assets/model.py::lora_adapter` (Dagster) merges the profile's `TrainSettings` (`profiles.py`) with the run
+- `assets/model.py::lora_adapter` (Dagster) merges the profile's `TrainSettings` (`core/profiles.py`) with the run
   config, writes a `TrainRequest` and launches `train_process.py` through Dagster Pipes, under torchrun when
   there is more than one process (`core/device.py` decides device, dtype and process count).
 - `train_process.py` runs in each process and calls `train_lora` here; only rank 0 reports to Dagster.
@@ -41,7 +41,7 @@ from blogtune_assets.core.batching import padding_share
 from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.checkpoints import CHECKPOINT, newest_complete_checkpoint
 from blogtune_assets.core.device import Device
-from blogtune_assets.profiles import TrainSettings
+from blogtune_assets.core.profiles import TrainSettings
 
 # Non-reentrant activation checkpointing, chosen here rather than left to whichever library enables it last:
 # the reentrant kind backpropagates only when the checkpointed inputs require grad, which peft arranges with
