@@ -9,18 +9,18 @@ the posts' digest, so one state of the blog never launches twice.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import dagster as dg
 
 from blogtune_assets.core.artifacts import ArtifactNotFound
 from blogtune_assets.core.blog_state import BlogSnapshot, take_snapshot
+from blogtune_assets.core.environment import read
 from blogtune_assets.resources import ArtifactHome, BlogSource, RetrainPolicy
 
 RETRAIN_JOB = dg.define_asset_job("blogtune", selection=dg.AssetSelection.all(), description="The whole graph, posts to model.")
-SENSOR_INTERVAL_S = int(os.environ.get("BLOGTUNE_SENSOR_INTERVAL_S", "30"))
-RETRAIN_CRON = os.environ.get("BLOGTUNE_RETRAIN_CRON", "0 3 * * 0")  # Sundays 03:00
+SENSOR_INTERVAL_S = read("BLOGTUNE_SENSOR_INTERVAL_S")
+RETRAIN_CRON = read("BLOGTUNE_RETRAIN_CRON")
 
 
 # Queued counts too: the daemon may not have started it yet.

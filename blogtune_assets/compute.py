@@ -8,7 +8,7 @@ GPU (`dagster-k8s/config`), on nodes chosen by BLOGTUNE_GPU_NODE_SELECTOR
 
 from __future__ import annotations
 
-import os
+from blogtune_assets.core.environment import read
 
 GPU_POOL = "gpu"
 COMPUTE_TAG = {"blogtune/compute": "gpu"}
@@ -39,20 +39,15 @@ HEAVY = {
     "tags": COMPUTE_TAG,  # asset tags: filterable in the UI
     "op_tags": {
         **COMPUTE_TAG,
-        "dagster-k8s/config": gpu_pod_config(
-            os.environ.get("BLOGTUNE_GPU_NODE_SELECTOR", ""), os.environ.get("BLOGTUNE_GPU_TOLERATION", "nvidia.com/gpu")
-        ),
+        "dagster-k8s/config": gpu_pod_config(read("BLOGTUNE_GPU_NODE_SELECTOR"), read("BLOGTUNE_GPU_TOLERATION")),
     },
 }
 
 
 def executor():
     """BLOGTUNE_EXECUTOR=k8s runs each step as a Kubernetes Job; unset, Dagster's default (one process per step)."""
-    choice = os.environ.get("BLOGTUNE_EXECUTOR", "")
-    if choice == "k8s":
+    if read("BLOGTUNE_EXECUTOR") == "k8s":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
-    if choice:
-        raise ValueError(f"BLOGTUNE_EXECUTOR must be 'k8s' or unset, not {choice!r}")
     return None

@@ -6,18 +6,17 @@ environment variables, so a user points blogtune at their blog without code.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import get_args
 
 import dagster as dg
 
 from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.device import Device, DeviceName, DtypeName, resolve_device
+from blogtune_assets.core.environment import VARIABLES, read
 from blogtune_assets.core.jekyll import MAX_POST_BYTES
-from blogtune_assets.core.profiles import REPO_ROOT, SAMPLE_BLOG, Profile, ProfileName, get_profile
+from blogtune_assets.core.profiles import SAMPLE_BLOG, Profile, ProfileName, get_profile
 
-DEFAULT_HOME = REPO_ROOT / "data" / "blogtune_home"
+DEFAULT_HOME = VARIABLES["BLOGTUNE_HOME"].default
 
 
 class BlogSource(dg.ConfigurableResource):
@@ -111,40 +110,32 @@ class ArtifactPathIOManager(dg.ConfigurableIOManager):
         return ArtifactStore(self.home).current(context.asset_key.path[-1])
 
 
-def _env_choice(name: str, default: str, choices) -> str:
-    """A BLOGTUNE_* variable that must be one of a Literal's values; any other fails the definitions' load."""
-    value, allowed = os.environ.get(name, default), get_args(choices)
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(repr(a) for a in allowed)}: set it to one of them")
-    return value
-
-
 def from_env() -> dict:
-    """The resources as configured by BLOGTUNE_BLOG_DIR, BLOGTUNE_HOME and BLOGTUNE_PROFILE."""
-    home = os.environ.get("BLOGTUNE_HOME", str(DEFAULT_HOME))
-    languages = os.environ.get("BLOGTUNE_LANGUAGES", "")
+    """The resources as the BLOGTUNE_* variables configure them (core/environment.py lists each)."""
+    home = str(read("BLOGTUNE_HOME"))
+    max_post_bytes = read("BLOGTUNE_MAX_POST_BYTES")
     return {
         "blog": BlogSource(
-            blog_dir=os.environ.get("BLOGTUNE_BLOG_DIR", str(SAMPLE_BLOG)),
-            languages=[lang.strip() for lang in languages.split(",") if lang.strip()],
-            max_post_bytes=int(os.environ.get("BLOGTUNE_MAX_POST_BYTES", str(MAX_POST_BYTES))),
+            blog_dir=str(read("BLOGTUNE_BLOG_DIR")),
+            languages=read("BLOGTUNE_LANGUAGES"),
+            max_post_bytes=MAX_POST_BYTES if max_post_bytes is None else max_post_bytes,
         ),
-        "artifacts": ArtifactHome(home=home, keep_versions=int(os.environ.get("BLOGTUNE_KEEP_VERSIONS", "3"))),
+        "artifacts": ArtifactHome(home=home, keep_versions=read("BLOGTUNE_KEEP_VERSIONS")),
         "model_profile": ModelProfile(
-            profile=_env_choice("BLOGTUNE_PROFILE", "tiny", ProfileName),
-            base_model=os.environ.get("BLOGTUNE_BASE_MODEL", ""),
-            merge_base_model=os.environ.get("BLOGTUNE_MERGE_BASE_MODEL", ""),
+            profile=read("BLOGTUNE_PROFILE"),
+            base_model=read("BLOGTUNE_BASE_MODEL"),
+            merge_base_model=read("BLOGTUNE_MERGE_BASE_MODEL"),
         ),
         "accelerator": Accelerator(
-            device=_env_choice("BLOGTUNE_DEVICE", "auto", DeviceName),
-            dtype=_env_choice("BLOGTUNE_DTYPE", "auto", DtypeName),
-            num_processes=int(os.environ.get("BLOGTUNE_NUM_PROCESSES", "0")),
+            device=read("BLOGTUNE_DEVICE"),
+            dtype=read("BLOGTUNE_DTYPE"),
+            num_processes=read("BLOGTUNE_NUM_PROCESSES"),
         ),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),
         "retrain": RetrainPolicy(
-            min_new_posts=int(os.environ.get("BLOGTUNE_MIN_NEW_POSTS", "1")),
-            quiet_period_s=int(os.environ.get("BLOGTUNE_QUIET_PERIOD_S", "0")),
-            full_check_s=int(os.environ.get("BLOGTUNE_FULL_CHECK_S", "3600")),
+            min_new_posts=read("BLOGTUNE_MIN_NEW_POSTS"),
+            quiet_period_s=read("BLOGTUNE_QUIET_PERIOD_S"),
+            full_check_s=read("BLOGTUNE_FULL_CHECK_S"),
         ),
         "io_manager": ArtifactPathIOManager(home=home),
     }

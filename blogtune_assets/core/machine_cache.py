@@ -7,9 +7,11 @@ import shutil
 import uuid
 from pathlib import Path
 
+from blogtune_assets.core.environment import read
+
 
 def cache_root() -> Path:
-    return Path(os.environ.get("BLOGTUNE_CACHE", "~/.cache/blogtune")).expanduser()
+    return read("BLOGTUNE_CACHE")
 
 
 def staging_beside(cached: Path) -> Path:

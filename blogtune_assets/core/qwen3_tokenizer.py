@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tarfile
 import tempfile
@@ -23,6 +22,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen3_chat_template
 
 from blogtune_assets.core.code_version import code_version
+from blogtune_assets.core.environment import read
 from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
 
 # What builds the tokenizer (trl supplies the chat template); a change to any of it rebuilds it.
@@ -68,9 +68,7 @@ class QwenVocabularyUnavailable(FileNotFoundError):
 
 def llama_cpp_sdist() -> Path:
     """The llama-cpp-python source distribution `make` keeps (BLOGTUNE_LLAMA_CPP_SDIST overrides)."""
-    if "BLOGTUNE_LLAMA_CPP_SDIST" in os.environ:
-        return Path(os.environ["BLOGTUNE_LLAMA_CPP_SDIST"]).expanduser()
-    return Path("~/.cache/blogtune/sdist").expanduser() / f"llama_cpp_python-{version('llama_cpp_python')}.tar.gz"
+    return read("BLOGTUNE_LLAMA_CPP_SDIST") or Path("~/.cache/blogtune/sdist").expanduser() / f"llama_cpp_python-{version('llama_cpp_python')}.tar.gz"
 
 
 def extract_vocab(sdist: Path, dest: Path) -> Path:
