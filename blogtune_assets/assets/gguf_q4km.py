@@ -7,34 +7,16 @@ import dagster as dg
 
 from blogtune_assets.assets.metadata import md_table
 from blogtune_assets.core.manifest import read_manifest
-from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.disk import ensure_free_space, gguf_bytes
-from blogtune_assets.core.gguf_verify import (
-    LOGIT_TOLERANCE,
-    agreement_with_hf,
-    generate_posts,
-    gguf_metadata_mismatches,
-    gguf_next_token_logits,
-    load_llama,
-    perplexity,
-)
-from blogtune_assets.core.stopping import (
-    STOP_GAIN,
-    STOP_TOP1_SHARE,
-    StopStats,
-    end_of_body_prefixes,
-    learned_to_stop,
-    measure_stopping,
-)
-from blogtune_assets.core.modelfile import SAMPLING, modelfile
+from blogtune_assets.core.gguf_verify import LOGIT_TOLERANCE, agreement_with_hf, gguf_metadata_mismatches, measure_gguf
+from blogtune_assets.core.stopping import STOP_GAIN, STOP_TOP1_SHARE, StopStats, learned_to_stop
+from blogtune_assets.core.modelfile import modelfile
 from blogtune_assets.compute import HEAVY
-from blogtune_assets.core.sft import read_jsonl, stop_conversations
+from blogtune_assets.core.sft import read_jsonl
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 
 GROUP = "export"
 Q4_NAME = "model-Q4_K_M.gguf"
-PERPLEXITY_TEXTS = 8
-SAMPLE_TITLES = 3
 # Q4_K_M may cost at most this much perplexity relative to the F16/BF16 file on the eval split.
 PERPLEXITY_TOLERANCE = 0.15
 
@@ -66,30 +48,30 @@ def gguf_q4km(
         converted = convert_to_gguf(merged_model, folder / intermediate_name, name=f"blogtune-{profile.name}", base_model=manifest["merge_base"]["id"])
         quant_seconds = quantize_q4_k_m(folder / intermediate_name, folder / Q4_NAME)
         (folder / "Modelfile").write_text(modelfile(Q4_NAME, max_length))
-        texts = [e["conversations"] for e in evals[:PERPLEXITY_TEXTS]]
+        measured = measure_gguf(
+            folder / intermediate_name,
+            folder / Q4_NAME,
+            AutoTokenizer.from_pretrained(merged_model),
+            evals,
+            read_jsonl(sft_dataset / "train.jsonl"),
+            max_length,
+        )
+        merge_report = json.loads((merged_model / "merge_report.json").read_text())
         # The checks open the intermediate file by this name.
         report = {
             "intermediate_file": intermediate_name,
             "intermediate_type": intermediate.label,
             "convert_seconds": converted.seconds,
             "quantize_seconds": quant_seconds,
+            "intermediate_perplexity": measured.intermediate_perplexity,
+            "q4_k_m_perplexity": measured.q4_k_m_perplexity,
+            "stopping": {
+                "base": merge_report["base_stopping"],
+                "merged": merge_report["tuned_stopping"],
+                "q4_k_m": measured.q4_k_m_stopping.as_dict(),
+            },
+            "samples": [s.__dict__ for s in measured.samples],
         }
-        tokenizer = AutoTokenizer.from_pretrained(merged_model)
-        # Encoded as training encodes them: post text that quotes control tokens stays text.
-        encoder = ChatEncoder(tokenizer)
-        token_lists = [encoder.encode_messages(c).input_ids for c in texts]
-        for name, key in ((intermediate_name, "intermediate_perplexity"), (Q4_NAME, "q4_k_m_perplexity")):
-            with load_llama(folder / name, n_ctx=max_length, logits_all=True) as llm:
-                report[key] = perplexity(llm, token_lists)
-        prefixes = end_of_body_prefixes(encoder, stop_conversations(evals, read_jsonl(sft_dataset / "train.jsonl")), max_length)
-        with load_llama(folder / Q4_NAME, n_ctx=max_length) as llm:
-            stops = measure_stopping(lambda p: gguf_next_token_logits(llm, p), prefixes, encoder.im_end_id)
-            # Information, not a gate: sampled with the Modelfile's settings, as an ollama user gets them.
-            titles = [e["conversations"][0]["content"] for e in evals[:SAMPLE_TITLES]]
-            samples = generate_posts(llm, titles, max_length, **SAMPLING)
-        merge_report = json.loads((merged_model / "merge_report.json").read_text())
-        report["stopping"] = {"base": merge_report["base_stopping"], "merged": merge_report["tuned_stopping"], "q4_k_m": stops.as_dict()}
-        report["samples"] = [s.__dict__ for s in samples]
         (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     path = artifacts.store.current("gguf_q4km")
     q4 = summarize(path / Q4_NAME)
@@ -110,13 +92,13 @@ def gguf_q4km(
             "q4_k_m_perplexity": round(report["q4_k_m_perplexity"], 3),
             "convert_seconds": round(report["convert_seconds"], 2),
             "quantize_seconds": round(report["quantize_seconds"], 2),
-            "stop_probability_q4_k_m": round(stops.geometric_mean_probability, 4),
-            "stop_top1_share_q4_k_m": round(stops.top1_share, 3),
+            "stop_probability_q4_k_m": round(measured.q4_k_m_stopping.geometric_mean_probability, 4),
+            "stop_top1_share_q4_k_m": round(measured.q4_k_m_stopping.top1_share, 3),
             "modelfile": dg.MetadataValue.md(f"```\n{(path / 'Modelfile').read_text()}```"),
             "ollama_create": f"ollama create blogtune -f {path / 'Modelfile'}",
             "sample_generations": md_table(
                 ["title", "generated body", "finish", "tokens"],
-                [(s.title, s.text[:600], s.finish_reason, s.tokens) for s in samples],
+                [(s.title, s.text[:600], s.finish_reason, s.tokens) for s in measured.samples],
             ),
         },
     )

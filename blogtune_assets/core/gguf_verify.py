@@ -11,6 +11,11 @@ from typing import TYPE_CHECKING
 import gguf
 import numpy as np
 
+from blogtune_assets.core.chat_tokens import ChatEncoder
+from blogtune_assets.core.modelfile import SAMPLING
+from blogtune_assets.core.sft import stop_conversations
+from blogtune_assets.core.stopping import StopStats, end_of_body_prefixes, measure_stopping
+
 if TYPE_CHECKING:  # torch and transformers are imported where used: the check thresholds below load without them
     import torch
 
@@ -247,3 +252,34 @@ def generate_posts(llm, titles: list[str], max_tokens: int, **sampling) -> list[
         choice = result["choices"][0]
         out.append(Generation(title, choice["message"]["content"], choice["finish_reason"], result["usage"]["completion_tokens"]))
     return out
+
+
+PERPLEXITY_TEXTS = 8
+SAMPLE_TITLES = 3
+
+
+@dataclass
+class GgufMeasures:
+    intermediate_perplexity: float
+    q4_k_m_perplexity: float
+    q4_k_m_stopping: StopStats
+    samples: list[Generation]
+
+
+def measure_gguf(intermediate: Path, q4: Path, tokenizer, evals: list[dict], trains: list[dict], max_length: int) -> GgufMeasures:
+    """What gguf_q4km reports of its two files, run in llama.cpp: perplexity of each on eval conversations, the
+    Q4_K_M's stop statistics after whole posts, and sample posts sampled as the Modelfile samples them."""
+    # Encoded as training encodes them: post text that quotes control tokens stays text.
+    encoder = ChatEncoder(tokenizer)
+    token_lists = [encoder.encode_messages(e["conversations"]).input_ids for e in evals[:PERPLEXITY_TEXTS]]
+    perplexities = []
+    for path in (intermediate, q4):
+        with load_llama(path, n_ctx=max_length, logits_all=True) as llm:
+            perplexities.append(perplexity(llm, token_lists))
+    prefixes = end_of_body_prefixes(encoder, stop_conversations(evals, trains), max_length)
+    with load_llama(q4, n_ctx=max_length) as llm:
+        stopping = measure_stopping(lambda p: gguf_next_token_logits(llm, p), prefixes, encoder.im_end_id)
+        # Information, not a gate: sampled with the Modelfile's settings, as an ollama user gets them.
+        titles = [e["conversations"][0]["content"] for e in evals[:SAMPLE_TITLES]]
+        samples = generate_posts(llm, titles, max_length, **SAMPLING)
+    return GgufMeasures(*perplexities, stopping, samples)
