@@ -1,7 +1,9 @@
 """HF → GGUF → Q4_K_M on the tiny model, run in llama.cpp for real."""
 
 import json
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import gguf
@@ -461,3 +463,15 @@ def test_the_hf_side_of_the_logit_check_runs_exactly_the_gguf_weights(tmp_path, 
     tokens = tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
     expected = model.eval()(input_ids=torch.tensor([tokens])).logits[0].detach().numpy()
     np.testing.assert_array_equal(hf_logits_at_precision(source, tokens, gguf_intermediate(path).torch_dtype), expected)
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="objdump (binutils) not installed")
+def test_the_installed_llama_cpp_runs_on_any_x86_64_v3_cpu():
+    # CI died with SIGILL in the first Q4_K forward pass: a wheel built -march=native on a CPU with AMX took
+    # ggml's AMX kernels, and the host CI ran on, listing the same CPU flags, did not grant AMX tile state.
+    # The Makefile builds it portable (GGML_NATIVE=OFF): AVX2 at most, no AVX-512, no AMX.
+    import llama_cpp
+
+    library = next((Path(llama_cpp.__file__).parent / "lib").glob("libggml-cpu*.so"))
+    disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(library)], capture_output=True, text=True, check=True).stdout
+    assert re.findall(r"\b(?:ldtilecfg|tileloadd\w*|tdpb\w+)\b|%zmm\d+", disassembly)[:5] == []
