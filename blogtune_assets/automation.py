@@ -73,10 +73,17 @@ def new_posts_sensor(context: dg.SensorEvaluationContext, blog: BlogSource, arti
     running = _run_in_progress(context.instance)
     if running:
         return dg.SkipReason(f"{changes.summary()}: run {running.run_id} is still in progress")
+    mode = "full" if changes.deleted and retrain.full_retrain_on_delete else "warm"
     return dg.RunRequest(
         run_key=f"posts-{now.digest[:16]}",
-        tags={"blogtune/trigger": "new_posts", "blogtune/posts_digest": now.digest[:16]},
+        run_config=training_mode_config(mode),
+        tags={"blogtune/trigger": "new_posts", "blogtune/posts_digest": now.digest[:16], "blogtune/training_mode": mode},
     )
+
+
+def training_mode_config(mode: str) -> dict:
+    """Run config asking lora_adapter to train `full` or `warm` (TrainConfig.training_mode)."""
+    return {"ops": {"lora_adapter": {"config": {"training_mode": mode}}}}
 
 
 @dg.schedule(
@@ -91,6 +98,25 @@ def weekly_retrain_schedule(context: dg.ScheduleEvaluationContext, blog: BlogSou
     if event is not None:
         metadata = event.asset_materialization.metadata
         built_from = metadata["posts_digest"].value if "posts_digest" in metadata else None
-        if built_from == now.digest:
-            return dg.SkipReason(f"posts unchanged since sft_dataset was built (digest {now.digest[:16]})")
-    return dg.RunRequest(run_key=f"weekly-{now.digest[:16]}", tags={"blogtune/trigger": "schedule"})
+        if built_from == now.digest and _published_adapter_mode(context.instance) == "full":
+            return dg.SkipReason(f"posts unchanged since sft_dataset was built (digest {now.digest[:16]}), adapter trained in full")
+    # Full, so the drift warm starts may accumulate never outlives a week; the digest alone would make a week
+    # of warm starts on unchanged posts look done.
+    return dg.RunRequest(
+        run_key=f"weekly-{now.digest[:16]}-{_published_adapter_version(context.instance)}",
+        run_config=training_mode_config("full"),
+        tags={"blogtune/trigger": "schedule", "blogtune/training_mode": "full"},
+    )
+
+
+def _adapter_metadata(instance: dg.DagsterInstance) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey("lora_adapter"))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()} if event else {}
+
+
+def _published_adapter_mode(instance: dg.DagsterInstance) -> str:
+    return _adapter_metadata(instance).get("training_mode", "full")
+
+
+def _published_adapter_version(instance: dg.DagsterInstance) -> str:
+    return str(_adapter_metadata(instance).get("path", "none")).rstrip("/").rsplit("/", 1)[-1][:24]

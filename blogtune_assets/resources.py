@@ -80,7 +80,8 @@ class Accelerator(dg.ConfigurableResource):
 
 
 class RetrainPolicy(dg.ConfigurableResource):
-    """How eagerly new posts retrain: BLOGTUNE_MIN_NEW_POSTS, BLOGTUNE_QUIET_PERIOD_S, BLOGTUNE_FULL_CHECK_S.
+    """How eagerly new posts retrain: BLOGTUNE_MIN_NEW_POSTS, BLOGTUNE_QUIET_PERIOD_S, BLOGTUNE_FULL_CHECK_S,
+    BLOGTUNE_FULL_RETRAIN_ON_DELETE.
 
     The quiet period waits until the posts have stopped changing for that long,
     so a writing session of many saves becomes one run. Between full checks the sensor
@@ -91,6 +92,9 @@ class RetrainPolicy(dg.ConfigurableResource):
     quiet_period_s: int = 0
     # Every file hashed this often, whatever its stat says (1.7-2.8 s at 21,434 posts on 2 cores).
     full_check_s: int = 3600
+    # New and edited posts warm-start the published adapter; a deleted post stays learned until a full retrain
+    # (the weekly schedule's), unless this asks the sensor for a full retrain whenever posts are deleted.
+    full_retrain_on_delete: bool = False
 
 
 class ArtifactPathIOManager(dg.ConfigurableIOManager):
@@ -136,6 +140,7 @@ def from_env() -> dict:
             min_new_posts=read("BLOGTUNE_MIN_NEW_POSTS"),
             quiet_period_s=read("BLOGTUNE_QUIET_PERIOD_S"),
             full_check_s=read("BLOGTUNE_FULL_CHECK_S"),
+            full_retrain_on_delete=read("BLOGTUNE_FULL_RETRAIN_ON_DELETE"),
         ),
         "io_manager": ArtifactPathIOManager(home=home),
     }

@@ -26,6 +26,7 @@ class TrainRequest:
     out_dir: str
     settings: dict
     device: dict
+    parent_adapter: str = ""  # a warm start continues this adapter; "" trains a fresh LoRA
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2))
@@ -54,7 +55,7 @@ def run(request: TrainRequest, emit) -> dict:
     out_dir = Path(request.out_dir)
     result = train_lora(
         Path(request.base_dir), Path(request.dataset_dir), Path(request.checkpoint_dir), out_dir, settings,
-        Device(**request.device), emit=emit,
+        Device(**request.device), emit=emit, parent_adapter=Path(request.parent_adapter) if request.parent_adapter else None,
     )  # fmt: skip
     if int(os.environ.get("RANK", 0)) == 0:
         (out_dir / "metrics.json").write_text(json.dumps(result.metrics, indent=2))

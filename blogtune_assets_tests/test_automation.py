@@ -11,7 +11,7 @@ import pytest
 
 from blogtune_assets import automation
 from blogtune_assets.assets.posts import cleaned_posts, raw_posts
-from blogtune_assets.automation import new_posts_sensor, weekly_retrain_schedule
+from blogtune_assets.automation import new_posts_sensor, training_mode_config, weekly_retrain_schedule
 from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.blog_state import BlogSnapshot
 from blogtune_assets.resources import ArtifactHome, ArtifactPathIOManager, BlogSource, RetrainPolicy
@@ -68,6 +68,15 @@ def test_new_post_launches_one_retraining_run_keyed_by_the_posts_state(instance,
     assert isinstance(first, dg.RunRequest) and first.run_key.startswith("posts-")
     assert again.run_key == first.run_key  # the same state → the same key, which Dagster launches once
     assert first.tags["blogtune/trigger"] == "new_posts"
+    assert first.run_config == training_mode_config("warm")  # new posts warm-start the published adapter
+
+
+def test_a_deleted_post_asks_for_a_full_retrain_only_when_the_person_set_that(instance, blog):
+    site, resources = blog
+    next((site / "_posts" / "en").glob("*.md")).unlink()
+    assert tick(instance, resources)[0].run_config == training_mode_config("warm")
+    full = tick(instance, resources, full_retrain_on_delete=True)[0]
+    assert full.run_config == training_mode_config("full") and full.tags["blogtune/training_mode"] == "full"
 
 
 def test_edited_and_deleted_posts_are_changes_and_saving_unchanged_text_is_not(instance, blog):
@@ -141,6 +150,7 @@ def test_schedule_retrains_only_when_posts_changed_since_sft_dataset(sample_blog
         write_post(sample_blog_copy, *NEW_POST)
         request = weekly_retrain_schedule(context())
         assert isinstance(request, dg.RunRequest) and request.tags["blogtune/trigger"] == "schedule"
+        assert request.run_config == training_mode_config("full")  # the schedule never warm-starts
 
 
 def test_unchanged_posts_keep_their_data_versions(instance, blog):

@@ -133,7 +133,8 @@ def test_every_recipe_setting_but_the_split_and_targets_can_be_overridden_per_ru
     from blogtune_assets.assets.model import TrainConfig
     from blogtune_assets.core.profiles import TrainSettings
 
-    assert set(TrainConfig.model_fields) == {f.name for f in dataclasses.fields(TrainSettings)} - {"target_modules", "eval_size"}
+    recipe = {f.name for f in dataclasses.fields(TrainSettings)} - {"target_modules", "eval_size"}
+    assert set(TrainConfig.model_fields) == recipe | {"training_mode"}  # the one field that is not a recipe setting
     settings = TrainConfig(padding_free=False, learning_rate=1e-3).apply(get_profile("qwen3-4b").train)
     assert (settings.padding_free, settings.learning_rate, settings.max_length) == (False, 1e-3, 4096)
 

@@ -18,6 +18,16 @@ from blogtune_assets.core.manifest import read_manifest
 from blogtune_assets.core.memory import estimate_peak_memory
 from blogtune_assets.core.model_card import write_model_card
 from blogtune_assets.core.sft import read_jsonl, stop_conversations
+from blogtune_assets.core.warm_start import (
+    Lineage,
+    adapter_identity,
+    plan_warm_start,
+    train_example_keys,
+    warm_settings,
+    why_not_warm,
+    write_warm_split,
+)
+from blogtune_assets.core.warm_start import guard as warm_guard
 from blogtune_assets.core.profiles import TrainSettings
 from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
 from blogtune_assets.train_process import TrainRequest, launch_command
@@ -79,8 +89,13 @@ def _current_build_key(store, asset: str) -> str | None:
 class _TrainOverrides(dg.Config):
     """Run-config overrides of the profile's recipe (TrainSettings, core/profiles.py); unset fields keep the profile's value."""
 
+    # "warm" continues the published adapter on the posts added or changed since (core/warm_start.py); the
+    # new-posts sensor asks for it, the weekly schedule and a plain launch train from scratch. A changed
+    # base, tokenizer or LoRA shape trains "full" whatever is asked, and says why.
+    training_mode: typing.Literal["full", "warm"] = "full"
+
     def apply(self, settings: TrainSettings) -> TrainSettings:
-        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
+        overrides = {k: v for k, v in self.model_dump(exclude={"training_mode"}).items() if v is not None}
         return dataclasses.replace(settings, **overrides)
 
 
@@ -98,7 +113,24 @@ TrainConfig = pydantic.create_model(
 )
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, code_version="2", **HEAVY)
+WARM_GUARD = "warm_start_kept_what_it_knew"
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pytorch", "huggingface"},
+    code_version="3",
+    check_specs=[
+        dg.AssetCheckSpec(
+            WARM_GUARD,
+            asset="lora_adapter",
+            blocking=True,
+            description="A warm-started adapter is published only if its eval loss stays within forgetting_tolerance of "
+            "its parent's and the new posts' loss falls; otherwise the parent stays published. A full retrain passes.",
+        )
+    ],
+    **HEAVY,
+)
 def lora_adapter(
     context: dg.AssetExecutionContext,
     config: TrainConfig,
@@ -108,13 +140,97 @@ def lora_adapter(
     accelerator: Accelerator,
     artifacts: ArtifactHome,
     pipes_subprocess_client: dg.PipesSubprocessClient,
-) -> dg.Output[Path]:
-    """A LoRA adapter (r=32 on q,k,v,o,gate,up,down) trained with trl's SFTTrainer on the blog's conversations."""
+):
+    """A LoRA adapter (r=32 on q,k,v,o,gate,up,down) trained with trl's SFTTrainer on the blog's conversations,
+    from scratch or, warm-starting, from the published adapter on what changed since."""
     settings = config.apply(model_profile.settings.train)
     device = accelerator.resolve()
     settings.accumulation_per_process(device.num_processes)  # a batch that cannot split fails here, before launch
     manifest = read_manifest(base_model)
     train_base = Path(manifest["train_base"]["path"])
+    memory = _estimate_memory(context, train_base, settings, device)
+    store = artifacts.store
+    identity = adapter_identity(manifest, settings)
+    parent = _published(store, "lora_adapter")
+    refused = why_not_warm(parent, identity) if config.training_mode == "warm" else None
+    plan = plan_warm_start(parent, sft_dataset, settings) if config.training_mode == "warm" and not refused else None
+    if plan is not None and not plan.new:
+        yield from _nothing_to_learn(context, plan)
+        return
+    trains_on = warm_settings(settings) if plan else settings
+    # Same data, base, recipe, parent and processes → same folder, so a rerun after a crash resumes there (and only
+    # there: a checkpoint's optimizer and data order belong to its number of processes).
+    run_key = _run_key(sft_dataset, base_model, trains_on, device, plan.parent.name if plan else "")
+    checkpoints = store.asset_dir("lora_adapter") / ".checkpoints" / run_key
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    ensure_free_space(store.home, lora_training_bytes(train_base, settings.lora_r), "lora_adapter")
+    # Trained beside the checkpoints and published only if it is kept, so a rejected warm start is never current.
+    candidate = checkpoints / "adapter"
+    shutil.rmtree(candidate, ignore_errors=True)
+    request = TrainRequest(
+        base_dir=str(train_base),
+        dataset_dir=str(write_warm_split(plan, sft_dataset, checkpoints / "warm_split") if plan else sft_dataset),
+        checkpoint_dir=str(checkpoints),
+        out_dir=str(candidate),
+        settings=dataclasses.asdict(trains_on),
+        device=dataclasses.asdict(device),
+        parent_adapter=str(plan.parent) if plan else "",
+    )
+    # Training runs in its own process(es); its log lines and final metrics come back over Pipes.
+    reported = pipes_subprocess_client.run(
+        context=context, command=launch_command(request.write(checkpoints / "request.json"), device.num_processes)
+    ).get_materialize_result()
+    metrics = json.loads((candidate / "metrics.json").read_text())
+    log_history = json.loads((candidate / "log_history.json").read_text())
+    verdict = warm_guard(metrics, settings.forgetting_tolerance) if plan else None
+    lineage = Lineage(
+        training_mode="warm" if plan else "full",
+        parent_adapter=plan.parent.name if plan else "",
+        identity=identity,
+        learned_examples=plan.learned_after() if plan else sorted(train_example_keys(sft_dataset)),
+        cumulative_steps=metrics["steps"] + (plan.lineage.cumulative_steps if plan else 0),
+    )
+    if verdict is None or verdict.passed:
+        with store.new_version("lora_adapter") as folder:
+            shutil.copytree(candidate, folder, dirs_exist_ok=True)
+            shutil.copytree(checkpoints / "runs", folder / "tensorboard", dirs_exist_ok=True)
+            lineage.write(folder)
+            write_model_card(folder, manifest, sft_dataset, settings, metrics)
+        path = store.current("lora_adapter")
+        kept_at = path
+    else:
+        # Kept for a look, one at a time; the parent stays published.
+        rejected = store.asset_dir("lora_adapter") / ".rejected"
+        shutil.rmtree(rejected, ignore_errors=True)
+        rejected.mkdir()
+        kept_at = rejected / run_key
+        candidate.rename(kept_at)
+        path = plan.parent
+        context.log.warning(f"warm start rejected ({verdict.reason}); {path.name} stays published, the candidate is in {kept_at}")
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    yield dg.Output(
+        path,
+        metadata={
+            "loss_at_a_glance": loss_at_a_glance_md(log_history, metrics),  # first: the top of the asset page
+            **reported.metadata,
+            "path": dg.MetadataValue.path(str(path)),
+            **_lineage_metadata(config.training_mode, refused, plan, lineage, verdict),
+            "eval_loss_vs_base": round(metrics["eval_loss"] - metrics["base_eval_loss"], 4),
+            **({"estimated_peak_memory_gb": round(memory.total_gb, 2), "memory_estimate": dg.MetadataValue.json(memory.as_dict())} if memory else {}),
+            "settings": dg.MetadataValue.json(dataclasses.asdict(trains_on)),
+            "accelerator": dg.MetadataValue.json(device.describe()),
+            "loss_curve": loss_curve_md(log_history),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=WARM_GUARD,
+        passed=verdict is None or verdict.passed,
+        description=verdict.reason if verdict else "a full retrain: nothing to compare with a parent",
+        metadata={**(dataclasses.asdict(verdict) if verdict else {}), "candidate": dg.MetadataValue.path(str(kept_at))},
+    )
+
+
+def _estimate_memory(context: dg.AssetExecutionContext, train_base: Path, settings: TrainSettings, device: Device):
     try:
         memory = estimate_peak_memory(
             json.loads((train_base / "config.json").read_text()),
@@ -124,55 +240,55 @@ def lora_adapter(
             dtype=device.dtype,
             qlora=device.qlora,
         )
-        context.log.info(f"estimated peak {device.kind} memory per process: {memory.total_gb:.1f} GB {memory.as_dict()}")
     except KeyError as missing:  # a config without Qwen3's flat fields (a nested text_config): no estimate, still train
-        memory = None
         context.log.warning(f"no memory estimate: the base's config.json has no {missing}")
-    store = artifacts.store
-    # Same data, base, recipe and processes → same folder, so a rerun after a crash resumes there (and only there:
-    # a checkpoint's optimizer and data order belong to its number of processes).
-    checkpoints = store.asset_dir("lora_adapter") / ".checkpoints" / _run_key(sft_dataset, base_model, settings, device)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    ensure_free_space(store.home, lora_training_bytes(train_base, settings.lora_r), "lora_adapter")
+        return None
+    context.log.info(f"estimated peak {device.kind} memory per process: {memory.total_gb:.1f} GB {memory.as_dict()}")
+    return memory
 
-    with store.new_version("lora_adapter") as folder:
-        request = TrainRequest(
-            base_dir=str(train_base),
-            dataset_dir=str(sft_dataset),
-            checkpoint_dir=str(checkpoints),
-            out_dir=str(folder),
-            settings=dataclasses.asdict(settings),
-            device=dataclasses.asdict(device),
-        )
-        # Training runs in its own process(es); its log lines and final metrics come back over Pipes.
-        reported = pipes_subprocess_client.run(
-            context=context, command=launch_command(request.write(checkpoints / "request.json"), device.num_processes)
-        ).get_materialize_result()
-        shutil.copytree(checkpoints / "runs", folder / "tensorboard", dirs_exist_ok=True)
-        metrics = json.loads((folder / "metrics.json").read_text())
-        log_history = json.loads((folder / "log_history.json").read_text())
-        write_model_card(folder, manifest, sft_dataset, settings, metrics)
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    path = store.current("lora_adapter")
-    return dg.Output(
-        path,
+
+def _published(store, asset: str) -> Path | None:
+    try:
+        return store.current(asset)
+    except FileNotFoundError:
+        return None
+
+
+def _lineage_metadata(asked: str, refused: str | None, plan, lineage: Lineage, verdict) -> dict:
+    return {
+        "training_mode": lineage.training_mode,
+        "training_mode_asked": asked,
+        **({"warm_start_refused": refused} if refused else {}),
+        "parent_adapter": lineage.parent_adapter,
+        "examples_added_since_parent": len(plan.new) if plan else 0,
+        "replay_examples": len(plan.replay) if plan else 0,
+        # Deleted or edited posts the parent learned: still in the adapter until a full retrain removes them.
+        "examples_learned_but_gone": plan.forgotten if plan else 0,
+        "examples_learned": len(lineage.learned_examples),
+        "cumulative_steps": lineage.cumulative_steps,
+        **({"published": verdict is None or verdict.passed} if plan else {}),
+    }
+
+
+def _nothing_to_learn(context: dg.AssetExecutionContext, plan):
+    """A warm start whose train split has nothing the parent has not learned: the parent stays as it is."""
+    context.log.info(f"no new or changed training posts since {plan.parent.name}: it stays published unchanged")
+    yield dg.Output(
+        plan.parent,
         metadata={
-            "loss_at_a_glance": loss_at_a_glance_md(log_history, metrics),  # first: the top of the asset page
-            **reported.metadata,
-            "path": dg.MetadataValue.path(str(path)),
-            "eval_loss_vs_base": round(metrics["eval_loss"] - metrics["base_eval_loss"], 4),
-            **({"estimated_peak_memory_gb": round(memory.total_gb, 2), "memory_estimate": dg.MetadataValue.json(memory.as_dict())} if memory else {}),
-            "settings": dg.MetadataValue.json(dataclasses.asdict(settings)),
-            "accelerator": dg.MetadataValue.json(device.describe()),
-            "loss_curve": loss_curve_md(log_history),
+            "path": dg.MetadataValue.path(str(plan.parent)),
+            **_lineage_metadata("warm", None, plan, plan.lineage, None),
+            "training_mode": "unchanged",
+            "parent_adapter": plan.parent.name,
         },
     )
+    yield dg.AssetCheckResult(check_name=WARM_GUARD, passed=True, description="nothing new to learn: the parent is kept unchanged")
 
 
-def _run_key(sft_dataset: Path, base_model: Path, settings: TrainSettings, device: Device) -> str:
+def _run_key(sft_dataset: Path, base_model: Path, settings: TrainSettings, device: Device, parent: str = "") -> str:
     # What the device changes about a checkpoint (dtype, processes), not which GPU model or torch ran it.
     trains_as = [device.kind, device.dtype, device.num_processes]
-    blob = json.dumps([sft_dataset.name, base_model.name, dataclasses.asdict(settings), trains_as], sort_keys=True)
+    blob = json.dumps([sft_dataset.name, base_model.name, dataclasses.asdict(settings), trains_as, parent], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -46,6 +46,12 @@ def _choice(literal) -> tuple[Callable[[str], str], str]:
     return parse, "one of " + ", ".join(repr(a) for a in allowed)
 
 
+def _yes_no(value: str) -> bool:
+    if value.lower() not in ("1", "true", "yes", "0", "false", "no", ""):
+        raise ValueError(value)
+    return value.lower() in ("1", "true", "yes")
+
+
 def _comma_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -80,6 +86,7 @@ VARIABLES = {
         Variable("BLOGTUNE_QUIET_PERIOD_S", "0", *WHOLE),
         Variable("BLOGTUNE_FULL_CHECK_S", "3600", *WHOLE),
         Variable("BLOGTUNE_SENSOR_INTERVAL_S", "30", *WHOLE),
+        Variable("BLOGTUNE_FULL_RETRAIN_ON_DELETE", "false", _yes_no, "true or false (1/0, yes/no)"),
         Variable("BLOGTUNE_RETRAIN_CRON", "0 3 * * 0", *TEXT),  # Sundays 03:00
         # Unset: Dagster's default executor, one process per step.
         Variable("BLOGTUNE_EXECUTOR", "", _choice(Literal["", "k8s"])[0], "'k8s' or unset"),

@@ -48,6 +48,16 @@ class TrainSettings:
     # computed (30.6% of tokens at 2 x 4,096 on the reference lengths when padded) while the examples per step
     # and their order stay the recipe's. False pads each micro-batch instead, grouped by length (1.8% padding).
     padding_free: bool = True
+    # Warm start (lora_adapter's training_mode "warm"): the published adapter goes on training on the posts
+    # added or changed since it was trained, plus replay_ratio times as many of the posts it was trained on
+    # (drawn with the seed), so it does not drift toward the newest posts. warm_epochs passes over that set,
+    # on a schedule of its own (the recipe's warmup ratio and scheduler, over the warm steps); one pass
+    # lowered a new post's loss without raising the eval loss (benchmarks/README.md, warm start).
+    replay_ratio: float = 3.0
+    warm_epochs: float = 1.0
+    # A warm adapter is published only if its eval loss is at most (1 + this) x its parent's, measured on the
+    # same eval split before and after; otherwise the parent stays published (benchmarks/README.md, warm start).
+    forgetting_tolerance: float = 0.02
 
     @property
     def effective_batch(self) -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from accelerate.utils import broadcast_object_list
 from datasets import DatasetDict, load_dataset
-from peft import LoraConfig, prepare_model_for_kbit_training
+from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PrinterCallback, TrainerCallback
 from transformers.integrations import TensorBoardCallback
 from trl import SFTConfig, SFTTrainer
@@ -42,6 +42,7 @@ from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.checkpoints import CHECKPOINT, newest_complete_checkpoint
 from blogtune_assets.core.device import Device
 from blogtune_assets.core.profiles import TrainSettings
+from blogtune_assets.core.warm_start import NEW_SPLIT
 
 # Non-reentrant activation checkpointing, chosen here rather than left to whichever library enables it last:
 # the reentrant kind backpropagates only when the checkpointed inputs require grad, which peft arranges with
@@ -60,6 +61,8 @@ def load_sft_split(dataset_dir: Path, tokenizer, max_length: int) -> DatasetDict
     It truncates too, because trl enforces max_length only on padded batches, not padding-free ones.
     """
     files = {"train": str(dataset_dir / "train.jsonl"), "eval": str(dataset_dir / "eval.jsonl")}
+    if (dataset_dir / NEW_SPLIT).exists():  # a warm start's new examples (core/warm_start.py)
+        files["new"] = str(dataset_dir / NEW_SPLIT)
     encoder = ChatEncoder(tokenizer)
 
     def encode(row: dict) -> dict:
@@ -216,9 +219,16 @@ def _explained_out_of_memory(settings: TrainSettings):
 
 
 def build_trainer(
-    base_dir: Path, dataset_dir: Path, checkpoint_dir: Path, settings: TrainSettings, device: Device, emit: Callable[[str], None] = print
+    base_dir: Path,
+    dataset_dir: Path,
+    checkpoint_dir: Path,
+    settings: TrainSettings,
+    device: Device,
+    emit: Callable[[str], None] = print,
+    parent_adapter: Path | None = None,
 ) -> SFTTrainer:
-    """The SFTTrainer for one process of a run: the base with a fresh LoRA, the encoded split, the recipe."""
+    """The SFTTrainer for one process of a run: the base with a fresh LoRA (or, warm-starting, the parent
+    adapter's, trainable), the encoded split, the recipe."""
     torch.manual_seed(settings.seed)
     args = sft_config(settings, checkpoint_dir, device)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
@@ -226,13 +236,16 @@ def build_trainer(
     with args.main_process_first(desc="encoding the SFT split"):
         data = load_sft_split(dataset_dir, tokenizer, settings.max_length)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    model = load_train_model(base_dir, device)
+    if parent_adapter is not None:
+        model = PeftModel.from_pretrained(model, parent_adapter, is_trainable=True)
     trainer = SFTTrainer(
-        model=load_train_model(base_dir, device),
+        model=model,
         args=args,
         train_dataset=data["train"],
         eval_dataset=data["eval"],
         processing_class=tokenizer,
-        peft_config=lora_config(settings),
+        peft_config=None if parent_adapter is not None else lora_config(settings),
         callbacks=[ProgressCallback(emit)],
     )
     trainer.remove_callback(PrinterCallback)  # ProgressCallback reports instead
@@ -251,15 +264,20 @@ def train_lora(
     settings: TrainSettings,
     device: Device,
     emit: Callable[[str], None] = print,
+    parent_adapter: Path | None = None,
 ) -> TrainResult:
-    """Train, resuming from the newest checkpoint in checkpoint_dir if a previous run stopped.
+    """Train, resuming from the newest checkpoint in checkpoint_dir if a previous run stopped; from
+    `parent_adapter`'s weights when warm-starting (core/warm_start.py), else from a fresh LoRA.
 
     A CUDA out-of-memory (loading, evaluating or training) becomes a message saying what to change.
     """
     with _explained_out_of_memory(settings):
-        trainer = build_trainer(base_dir, dataset_dir, checkpoint_dir, settings, device, emit)
-        # LoRA's B starts at zero, so before training the model *is* the base.
+        trainer = build_trainer(base_dir, dataset_dir, checkpoint_dir, settings, device, emit, parent_adapter)
+        # LoRA's B starts at zero, so before training the model *is* the base (warm-starting: the parent).
         base_eval = trainer.evaluate(metric_key_prefix="base")
+        # A warm start's new examples: their loss under the parent, then under the warm adapter.
+        new_examples = load_sft_split(dataset_dir, trainer.processing_class, settings.max_length).get("new")
+        new_before = trainer.evaluate(new_examples, metric_key_prefix="new") if new_examples else None
         # Per-batch train losses are noisy at batch 2; a fixed sample of the train split before and after is not.
         train_sample = trainer.train_dataset.shuffle(seed=settings.seed).select(
             range(min(settings.train_loss_sample, len(trainer.train_dataset)))
@@ -272,6 +290,7 @@ def train_lora(
         train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         final_eval = trainer.evaluate()
         final_train = trainer.evaluate(train_sample, metric_key_prefix="train_split")
+        new_after = trainer.evaluate(new_examples, metric_key_prefix="new") if new_examples else None
         trainer.save_model(str(out_dir))
 
         history = trainer.state.log_history
@@ -301,6 +320,11 @@ def train_lora(
                 padding_share([len(ids) for ids in trainer.train_dataset["input_ids"]], settings.per_device_train_batch_size, grouped=True, seed=settings.seed), 4
             ),
             **({"measured_peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2)} if device.kind == "cuda" else {}),
+            **(
+                {"new_examples_loss_before": round(new_before["new_loss"], 4), "new_examples_loss_after": round(new_after["new_loss"], 4)}
+                if new_examples
+                else {}
+            ),
             "resumed_from_checkpoint": resume_from.name if resume_from else "",
             "resumed_from_step": int(CHECKPOINT.match(resume_from.name)[1]) if resume_from else 0,
         }
