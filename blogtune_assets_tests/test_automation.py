@@ -146,6 +146,13 @@ def test_schedule_retrains_only_when_posts_changed_since_sft_dataset(sample_blog
         materialize_data(sample_blog_copy, home, monkeypatch, instance)
         skipped = weekly_retrain_schedule(context())
         assert isinstance(skipped, dg.SkipReason) and "unchanged since sft_dataset" in skipped.skip_message
+        # Posts unchanged, but the published adapter was warm-started: the week's full retrain still runs.
+        warm = dg.AssetMaterialization("lora_adapter", metadata={"training_mode": "warm", "path": "/home/lora_adapter/v2"})
+        instance.report_runless_asset_event(warm)
+        assert weekly_retrain_schedule(context()).run_config == training_mode_config("full")
+        full = dg.AssetMaterialization("lora_adapter", metadata={"training_mode": "full", "path": "/home/lora_adapter/v3"})
+        instance.report_runless_asset_event(full)
+        assert isinstance(weekly_retrain_schedule(context()), dg.SkipReason)
 
         write_post(sample_blog_copy, *NEW_POST)
         request = weekly_retrain_schedule(context())

@@ -191,7 +191,9 @@ def _open_asset_graph(page: Page, url: str) -> None:
 # Edges are SVG paths from the right middle of the upstream node to the left middle of the downstream
 # node; each node is a foreignObject holding its name. Matching end points to nodes reads the drawn lineage.
 EDGES_JS = """(assets) => {
-  const svg = document.querySelector('svg[class*="svgContainer"]');
+  // The graph is the SVG holding the most foreignObjects (its nodes), found by structure, not a CSS class.
+  const count = (s) => s.querySelectorAll('foreignObject').length;
+  const svg = [...document.querySelectorAll('svg')].reduce((best, s) => (count(s) > count(best) ? s : best));
   const nodes = [...svg.querySelectorAll('foreignObject')].flatMap((fo) => {
     const name = assets.find((a) => fo.textContent.includes(a));
     if (!name) return [];
@@ -277,6 +279,19 @@ def _wait_for_run_to_end(dagster_home: Path, run_id_prefix: str) -> None:
     raise AssertionError(f"run {run_id_prefix} did not end within {UI_RUN_S}s")
 
 
+def _sensor_run_id(dagster_home: Path) -> str | None:
+    """The id of the run the sensor launched, once it has launched one."""
+    deadline = time.monotonic() + SENSOR_RUN_S
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        while time.monotonic() < deadline:
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": SENSOR}))
+            if runs:
+                assert len(runs) == 1, f"{SENSOR} launched {len(runs)} runs for one new post"
+                return runs[0].run_id
+            time.sleep(5)
+    return None
+
+
 def _metadata_row(page: Page, key: str) -> Locator:
     """A row of the asset page's Metadata table (the latest materialization's values)."""
     row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=key, exact=True))
@@ -347,14 +362,13 @@ def test_a_run_launched_in_the_ui_succeeds_and_every_asset_shows_its_metadata(da
 
 def test_a_new_post_makes_the_sensor_start_a_run(dagster_dev: DagsterDev, page: Page, ui_run: str):
     write_post(dagster_dev.blog_dir, "en/2026-06-02-written-during-the-test.md", post_text("Written during the test", LONG_BODY))
+    run_id = _sensor_run_id(dagster_dev.dagster_home)
+    assert run_id, f"no run launched by {SENSOR} within {SENSOR_RUN_S}s:\n{_log_tail(dagster_dev.log)}"
     page.goto(f"{dagster_dev.url}/runs")
-    # The runs list is a grid of divs, not a <table>: a row is the element styled RunsFeedRow_rowGrid.
-    sensor_run = page.locator('[class*="RunsFeedRow_rowGrid"]').filter(has_text=SENSOR)
-    deadline = time.monotonic() + SENSOR_RUN_S
-    while not sensor_run.count() and time.monotonic() < deadline:
-        time.sleep(5)
-        page.reload()  # the list refreshes itself too, but slowly
-        page.get_by_text("Launched by").wait_for()
+    # The runs list is a grid of divs, not a <table>: its row is the innermost element holding both the run's
+    # link (named by the id's first 8 characters) and the sensor's name.
+    link = page.get_by_role("link", name=run_id[:8])
+    expect(link.first).to_be_visible()
+    sensor_run = page.locator("div").filter(has=link).filter(has_text=SENSOR).last
     _shoot(page, "07-runs-sensor-run")
-    assert sensor_run.count() == 1, f"not one run launched by {SENSOR} within {SENSOR_RUN_S}s:\n{_log_tail(dagster_dev.log)}"
     expect(sensor_run).to_contain_text("blogtune")
