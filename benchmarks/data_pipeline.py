@@ -52,8 +52,7 @@ def blogtune_build(blog: Path, tokenizer, out: Path, previous: Build | None = No
     dataset_done = time.perf_counter()
     scan.posts.write_parquet(out / "posts.parquet")
     cleaned.kept.write_parquet(out / "cleaned.parquet")
-    sft.write_jsonl(out / "train.jsonl", examples.filter(~pl.col("is_eval")))
-    sft.write_jsonl(out / "eval.jsonl", examples.filter(pl.col("is_eval")))
+    sft.write_split(out, examples)
     examples.drop("body").write_parquet(out / "examples.parquet")
     finished = time.perf_counter()
     timings = {

@@ -120,9 +120,7 @@ def sample_dataset(tmp_path_factory) -> Path:
     from blogtune_assets.core.jekyll import scan_site
 
     folder = tmp_path_factory.mktemp("sft_dataset")
-    examples = sft.build_examples(clean_posts(scan_site(SAMPLE_BLOG).posts).kept)
-    sft.write_jsonl(folder / "train.jsonl", examples.filter(~examples["is_eval"]))
-    sft.write_jsonl(folder / "eval.jsonl", examples.filter(examples["is_eval"]))
+    sft.write_split(folder, sft.build_examples(clean_posts(scan_site(SAMPLE_BLOG).posts).kept))
     return folder
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from benchmarks import calibrate, data_pipeline, export_scaling, gpu_check, measure, sensor_tick, startup, training_efficiency
-from benchmarks import liquid_worst_case
+from benchmarks import liquid_worst_case, warm_start
 from benchmarks.synthetic_blog import REFERENCE, load_calibration, note_share, write_blog
 from blogtune_assets_tests.conftest import SHARED_CORPUS
 
@@ -103,3 +103,13 @@ def test_liquid_worst_case(tmp_path):
 def test_startup(tmp_path):
     payload = startup.main(["--repeats", "1", "--out", str(tmp_path)])
     assert set(payload["imports"]) == set(startup.IMPORTS) and all(r["median_s"] > 0 for r in payload["imports"].values())
+
+
+@pytest.mark.slow
+def test_warm_start(tmp_path):
+    payload = warm_start.main(["--new-posts", "1", "--full-steps", "4", "--out", str(tmp_path)])
+    parent, warm, full = payload["rows"]
+    assert (parent["steps"], full["steps"]) == (4, 4)
+    # One new post and ceil(3.0 x 1) replayed, 2 a step, one pass: 2 steps, whatever the full runs' length.
+    assert warm["mode"] == "warm" and warm["replay"] == 3 and warm["steps"] == 2
+    assert payload["reference_scale"][0]["warm_steps"] == 1 and (tmp_path / "warm_start.json").is_file()

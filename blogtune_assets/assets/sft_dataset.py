@@ -55,11 +55,9 @@ def sft_dataset(
     previous = _previous_counts(artifacts.store, counts_key)
     stats = sft.count_tokens(tokenizer, conversations, settings.max_length, previous=previous)
     examples = examples.with_columns(pl.Series("tokens", stats.tokens, dtype=pl.Int64))
-    train, evals = examples.filter(~pl.col("is_eval")), examples.filter(pl.col("is_eval"))
 
     with artifacts.store.new_version("sft_dataset") as folder:
-        sft.write_jsonl(folder / "train.jsonl", train)
-        sft.write_jsonl(folder / "eval.jsonl", evals)
+        train, evals = sft.write_split(folder, examples)
         examples.drop("body").write_parquet(folder / "examples.parquet")
         (folder / COUNTED_WITH).write_text(counts_key)
     path = artifacts.store.current("sft_dataset")

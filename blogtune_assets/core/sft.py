@@ -116,6 +116,14 @@ def write_jsonl(path: Path, rows: pl.DataFrame) -> None:
     rows.select(turns.alias("conversations")).write_ndjson(path)
 
 
+def write_split(folder: Path, examples: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """train.jsonl and eval.jsonl of build_examples' rows, by their is_eval side; the two sides."""
+    train, evals = examples.filter(~pl.col("is_eval")), examples.filter(pl.col("is_eval"))
+    write_jsonl(folder / "train.jsonl", train)
+    write_jsonl(folder / "eval.jsonl", evals)
+    return train, evals
+
+
 def _turn(role: str, column: str) -> pl.Expr:
     return pl.struct(role=pl.lit(role), content=pl.col(column))
 
