@@ -3,16 +3,17 @@
 # the CPU wheel on a CPU machine instead of a multi-GB CUDA build.
 VENV        := .venv
 PY          := $(VENV)/bin/python
-STAMP       := $(VENV)/.blogtune-installed
 # llama-cpp-python compiles llama.cpp on install; its wheel is built once per machine and reused.
 # Portable, not -march=native: on a CPU with AMX a native build takes ggml's AMX kernels, and CI
 # died with SIGILL in test_gguf's first Q4_K forward pass on a host listing the same CPU flags
 # (so the same cached wheel) that evidently does not grant AMX tile state. AVX2/FMA/F16C (ggml's non-native default) runs on
-# any x86-64-v3 machine. The cache is keyed by these arguments and the architecture, so changing
-# them (CUDA: LLAMA_CPP_CMAKE_ARGS="-DGGML_CUDA=on") never reuses a wheel built otherwise.
-LLAMA_CPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
+# any x86-64-v3 machine. The cache and the venv's stamp are keyed by these arguments and the architecture,
+# so changing them (CUDA: LLAMA_CPP_EXTRA_CMAKE_ARGS="-DGGML_CUDA=on") builds and installs a wheel built so.
+LLAMA_CPP_EXTRA_CMAKE_ARGS ?=
+LLAMA_CPP_CMAKE_ARGS := $(strip -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF $(LLAMA_CPP_EXTRA_CMAKE_ARGS))
 BUILD_KEY   := $(shell echo "$$(uname -m) $(LLAMA_CPP_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
 WHEELS      ?= $(HOME)/.cache/blogtune/wheels/build-$(BUILD_KEY)
+STAMP       := $(VENV)/.blogtune-installed-$(BUILD_KEY)
 LLAMA_CPP_VERSION := 0.3.36
 # Its source distribution is kept too: it carries llama.cpp's copy of Qwen's vocabulary, from which
 # blogtune builds Qwen3's tokenizer offline (core/qwen3_tokenizer.py reads it from here).
@@ -36,6 +37,7 @@ $(LLAMA_CPP_SDIST): | $(PY)
 	mkdir -p $(dir $@)
 	$(PY) -m pip download --quiet --no-deps --no-binary llama-cpp-python -d $(dir $@) llama-cpp-python==$(LLAMA_CPP_VERSION)
 
+# llama-cpp-python is force-installed from the wheel: pip keeps an installed one of the same version, however built.
 $(STAMP): pyproject.toml $(LLAMA_CPP_SDIST) | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
@@ -43,7 +45,9 @@ $(STAMP): pyproject.toml $(LLAMA_CPP_SDIST) | $(PY)
 	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
 	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(PY) -m pip wheel --quiet --no-deps -w $(WHEELS) $(LLAMA_CPP_SDIST)
+	$(PY) -m pip install --quiet --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(PY) -m pip install --quiet --find-links $(WHEELS) -e '.[test]'
+	rm -f $(VENV)/.blogtune-installed*
 	touch $(STAMP)
 
 # The instance config (pool limits) goes into DAGSTER_HOME once; a user's own is never overwritten.

@@ -2,8 +2,9 @@
 
 Both compare the blog's posts, by content hash, with what the graph last read:
 the sensor with the published raw_posts snapshot (to say what changed), the
-schedule with the posts the latest sft_dataset was built from. The run key is
-the posts' digest, so one state of the blog never launches twice.
+schedule with the posts the latest sft_dataset was built from and the examples
+the published adapter learned (its lineage.json). The run key is the posts'
+digest, so one state of the blog never launches twice.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dagster as dg
 from blogtune_assets.core.artifacts import ArtifactNotFound
 from blogtune_assets.core.blog_state import BlogSnapshot, take_snapshot
 from blogtune_assets.core.environment import read
+from blogtune_assets.core.warm_start import LINEAGE, Lineage, train_example_keys
 from blogtune_assets.resources import ArtifactHome, BlogSource, RetrainPolicy
 
 RETRAIN_JOB = dg.define_asset_job("blogtune", selection=dg.AssetSelection.all(), description="The whole graph, posts to model.")
@@ -90,33 +92,44 @@ def training_mode_config(mode: str) -> dict:
     job=RETRAIN_JOB,
     cron_schedule=RETRAIN_CRON,
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Weekly retraining (BLOGTUNE_RETRAIN_CRON), only if the posts changed since the last sft_dataset.",
+    description="Weekly full retraining (BLOGTUNE_RETRAIN_CRON), unless the published adapter was trained in full "
+    "on exactly the posts the blog has now.",
 )
-def weekly_retrain_schedule(context: dg.ScheduleEvaluationContext, blog: BlogSource):
+def weekly_retrain_schedule(context: dg.ScheduleEvaluationContext, blog: BlogSource, artifacts: ArtifactHome):
     now = take_snapshot(blog.path)
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("sft_dataset"))
-    if event is not None:
-        metadata = event.asset_materialization.metadata
-        built_from = metadata["posts_digest"].value if "posts_digest" in metadata else None
-        if built_from == now.digest and _published_adapter_mode(context.instance) == "full":
-            return dg.SkipReason(f"posts unchanged since sft_dataset was built (digest {now.digest[:16]}), adapter trained in full")
-    # Full, so the drift warm starts may accumulate never outlives a week; the digest alone would make a week
-    # of warm starts on unchanged posts look done.
+    up_to_date = _trained_in_full_on(now.digest, context.instance, artifacts.store)
+    if up_to_date:
+        return dg.SkipReason(up_to_date)
+    # Full, so the drift warm starts may accumulate never outlives a week. The published version is in the key
+    # because the digest alone would make a week of warm starts on unchanged posts look done.
     return dg.RunRequest(
-        run_key=f"weekly-{now.digest[:16]}-{_published_adapter_version(context.instance)}",
+        run_key=f"weekly-{now.digest[:16]}-{_published_version(artifacts.store)}",
         run_config=training_mode_config("full"),
         tags={"blogtune/trigger": "schedule", "blogtune/training_mode": "full"},
     )
 
 
-def _adapter_metadata(instance: dg.DagsterInstance) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey("lora_adapter"))
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()} if event else {}
+def _trained_in_full_on(digest: str, instance: dg.DagsterInstance, store) -> str | None:
+    """Why no retrain is needed, or None: the latest sft_dataset was built from these posts, and the published
+    adapter's lineage says it was trained in full on exactly that dataset's training examples."""
+    event = instance.get_latest_materialization_event(dg.AssetKey("sft_dataset"))
+    metadata = event.asset_materialization.metadata if event else {}
+    if "posts_digest" not in metadata or metadata["posts_digest"].value != digest:
+        return None
+    try:
+        adapter, dataset = store.current("lora_adapter"), store.current("sft_dataset")
+    except FileNotFoundError:
+        return None
+    if not (adapter / LINEAGE).exists():
+        return None
+    lineage = Lineage.read(adapter)
+    if lineage.training_mode != "full" or lineage.learned_examples != sorted(train_example_keys(dataset)):
+        return None
+    return f"posts unchanged since sft_dataset was built (digest {digest[:16]}), and {adapter.name} was trained in full on them"
 
 
-def _published_adapter_mode(instance: dg.DagsterInstance) -> str:
-    return _adapter_metadata(instance).get("training_mode", "full")
-
-
-def _published_adapter_version(instance: dg.DagsterInstance) -> str:
-    return str(_adapter_metadata(instance).get("path", "none")).rstrip("/").rsplit("/", 1)[-1][:24]
+def _published_version(store) -> str:
+    try:
+        return store.current("lora_adapter").name[:24]
+    except FileNotFoundError:
+        return "none"

@@ -92,8 +92,9 @@ class RetrainPolicy(dg.ConfigurableResource):
     quiet_period_s: int = 0
     # Every file hashed this often, whatever its stat says (1.7-2.8 s at 21,434 posts on 2 cores).
     full_check_s: int = 3600
-    # New and edited posts warm-start the published adapter; a deleted post stays learned until a full retrain
-    # (the weekly schedule's), unless this asks the sensor for a full retrain whenever posts are deleted.
+    # New and edited posts warm-start the published adapter; a deleted post (and an edited post's old text) stays
+    # learned until a full retrain (the weekly schedule's), unless this is set: the sensor then asks for a full
+    # retrain when posts are deleted, and lora_adapter trains in full whenever its parent learned an example that is gone.
     full_retrain_on_delete: bool = False
 
 

@@ -14,6 +14,7 @@ from blogtune_assets.assets.posts import cleaned_posts, raw_posts
 from blogtune_assets.automation import new_posts_sensor, training_mode_config, weekly_retrain_schedule
 from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.blog_state import BlogSnapshot
+from blogtune_assets.core.warm_start import Lineage, train_example_keys
 from blogtune_assets.resources import ArtifactHome, ArtifactPathIOManager, BlogSource, RetrainPolicy
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
 from blogtune_assets_tests.conftest import materialize_data
@@ -133,26 +134,35 @@ def test_a_run_in_progress_is_not_duplicated(instance, blog):
 
 
 @pytest.mark.slow
-def test_schedule_retrains_only_when_posts_changed_since_sft_dataset(sample_blog_copy, home, tmp_path, monkeypatch):
+def test_schedule_retrains_unless_the_adapter_was_trained_in_full_on_the_posts_there_are(sample_blog_copy, home, tmp_path, monkeypatch):
     # In tmp_path, which outlives the test: a self-deleting test instance leaves Dagster's
     # context-wide defs-state storage pointing into a removed folder for the next test.
     (tmp_path / "dagster_home").mkdir()
+    store = ArtifactStore(home)
+
+    def publish_adapter(mode: str, learned: list[str]) -> None:
+        with store.new_version("lora_adapter") as folder:
+            Lineage(mode, "", {}, learned, cumulative_steps=1).write(folder)
+
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
         context = lambda: dg.build_schedule_context(  # noqa: E731
-            instance=instance, resources={"blog": BlogSource(blog_dir=str(sample_blog_copy))}
+            instance=instance,
+            resources={"blog": BlogSource(blog_dir=str(sample_blog_copy)), "artifacts": ArtifactHome(home=str(home))},
         )
         assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)  # never trained
 
         materialize_data(sample_blog_copy, home, monkeypatch, instance)
+        assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)  # the data is built, no adapter yet
+        learned = sorted(train_example_keys(store.current("sft_dataset")))
+        # Posts unchanged, but the published adapter was warm-started: the week's full retrain still runs.
+        publish_adapter("warm", learned)
+        assert weekly_retrain_schedule(context()).run_config == training_mode_config("full")
+        # Trained in full, but on an older dataset (a post missing): still runs.
+        publish_adapter("full", learned[1:])
+        assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)
+        publish_adapter("full", learned)
         skipped = weekly_retrain_schedule(context())
         assert isinstance(skipped, dg.SkipReason) and "unchanged since sft_dataset" in skipped.skip_message
-        # Posts unchanged, but the published adapter was warm-started: the week's full retrain still runs.
-        warm = dg.AssetMaterialization("lora_adapter", metadata={"training_mode": "warm", "path": "/home/lora_adapter/v2"})
-        instance.report_runless_asset_event(warm)
-        assert weekly_retrain_schedule(context()).run_config == training_mode_config("full")
-        full = dg.AssetMaterialization("lora_adapter", metadata={"training_mode": "full", "path": "/home/lora_adapter/v3"})
-        instance.report_runless_asset_event(full)
-        assert isinstance(weekly_retrain_schedule(context()), dg.SkipReason)
 
         write_post(sample_blog_copy, *NEW_POST)
         request = weekly_retrain_schedule(context())

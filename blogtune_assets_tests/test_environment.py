@@ -59,6 +59,14 @@ def test_a_bad_value_names_the_variable_and_what_it_accepts(name, value, accepts
         read(name)
 
 
+@pytest.mark.parametrize("name", sorted(VARIABLES))
+def test_an_empty_value_means_the_default(name, monkeypatch):
+    monkeypatch.delenv(name, raising=False)
+    default = read(name)
+    monkeypatch.setenv(name, "")
+    assert read(name) == default
+
+
 def test_a_value_is_read_when_asked_not_at_import(monkeypatch):
     monkeypatch.setenv("BLOGTUNE_LANGUAGES", " en, zh ,")
     assert read("BLOGTUNE_LANGUAGES") == ["en", "zh"]

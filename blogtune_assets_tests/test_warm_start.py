@@ -96,9 +96,10 @@ def published_parent(tmp_path_factory, tiny_base_home, sample_dataset):
     return home
 
 
-def _train(home: Path, recipe: dict, mode: str, check_passes: bool = True) -> dict:
+def _train(home: Path, recipe: dict, mode: str, check_passes: bool = True, env: dict | None = None) -> dict:
     mp = pytest.MonkeyPatch()
-    mp.setenv("BLOGTUNE_HOME", str(home))
+    for name, value in {"BLOGTUNE_HOME": str(home), **(env or {})}.items():
+        mp.setenv(name, value)
     try:
         result = dg.materialize(
             [dg.AssetSpec("sft_dataset"), base_model, lora_adapter],
@@ -144,7 +145,7 @@ def test_a_warm_start_continues_the_parent_on_the_new_post_and_names_it(publishe
     assert torch.linalg.norm(warm_b - parent_b) < 0.25 * torch.linalg.norm(parent_b)
     assert meta["new_examples_loss_after"] < meta["new_examples_loss_before"]
     published = store.current("lora_adapter")
-    assert published != parent and meta["published"] is True
+    assert published != parent
     lineage = Lineage.read(published)
     assert lineage.parent_adapter == parent.name
     assert len(lineage.learned_examples) == len(Lineage.read(parent).learned_examples) + 1
@@ -157,7 +158,9 @@ def test_the_guard_rejects_a_harmful_warm_start_and_the_parent_stays_published(p
 
     meta = _train(home, {"learning_rate": TINY.learning_rate * 100}, "warm", check_passes=False)
 
-    assert meta["training_mode"] == "warm" and meta["published"] is False
+    # The output is the parent, described by its own lineage; the candidate's figures are only in the check.
+    assert meta["training_mode"] == "unchanged" and meta["kept_because"].startswith("warm start rejected (eval loss")
+    assert meta["cumulative_steps"] == Lineage.read(parent).cumulative_steps and "eval_loss" not in meta
     assert store.current("lora_adapter") == parent and meta["path"] == str(parent)
     assert [p.name for p in store.versions("lora_adapter")] == [parent.name]
     assert (store.asset_dir("lora_adapter") / ".rejected").is_dir()
@@ -174,3 +177,16 @@ def test_a_recipe_change_forces_a_full_retrain(published_parent, tmp_path):
     assert meta["parent_adapter"] == "" and meta["steps"] == RECIPE["max_steps"]
     assert Lineage.read(ArtifactStore(home).current("lora_adapter")).identity["recipe"]["lora_r"] == 16
     assert (parent / LINEAGE).exists()
+
+
+def test_a_learned_post_that_is_gone_trains_full_when_removal_was_asked_for(published_parent, tmp_path):
+    home = _copy(published_parent, tmp_path)
+    train = home / "sft_dataset" / "v2" / "train.jsonl"
+    train.write_text("".join(train.read_text(encoding="utf-8").splitlines(keepends=True)[1:]), encoding="utf-8")
+    parent = ArtifactStore(home).current("lora_adapter")
+
+    meta = _train(home, {}, "warm", env={"BLOGTUNE_FULL_RETRAIN_ON_DELETE": "true"})
+
+    assert meta["training_mode"] == "full" and meta["training_mode_asked"] == "warm"
+    assert meta["warm_start_refused"].startswith(f"examples {parent.name} learned are gone from the train split (1: ")
+    assert meta["parent_adapter"] == "" and meta["examples_learned_but_gone"] == 0

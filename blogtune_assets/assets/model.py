@@ -29,7 +29,7 @@ from blogtune_assets.core.warm_start import (
 )
 from blogtune_assets.core.warm_start import guard as warm_guard
 from blogtune_assets.core.profiles import TrainSettings
-from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile
+from blogtune_assets.resources import Accelerator, ArtifactHome, ModelProfile, RetrainPolicy
 from blogtune_assets.train_process import TrainRequest, launch_command
 
 GROUP = "model"
@@ -139,6 +139,7 @@ def lora_adapter(
     model_profile: ModelProfile,
     accelerator: Accelerator,
     artifacts: ArtifactHome,
+    retrain: RetrainPolicy,
     pipes_subprocess_client: dg.PipesSubprocessClient,
 ):
     """A LoRA adapter (r=32 on q,k,v,o,gate,up,down) trained with trl's SFTTrainer on the blog's conversations,
@@ -154,8 +155,16 @@ def lora_adapter(
     parent = _published(store, "lora_adapter")
     refused = why_not_warm(parent, identity) if config.training_mode == "warm" else None
     plan = plan_warm_start(parent, sft_dataset, settings) if config.training_mode == "warm" and not refused else None
+    if plan is not None and plan.forgotten and retrain.full_retrain_on_delete:
+        # However the warm start was asked for (sensor or launchpad), the person asked for removal to be real.
+        refused = (
+            f"examples {plan.parent.name} learned are gone from the train split ({plan.forgotten}: deleted or edited posts) "
+            "and BLOGTUNE_FULL_RETRAIN_ON_DELETE is set: only a full retrain removes them"
+        )
+        plan = None
     if plan is not None and not plan.new:
-        yield from _nothing_to_learn(context, plan)
+        why = f"no new or changed training posts since {plan.parent.name}: it stays published unchanged"
+        yield from _keep_parent(context, plan, why, dg.AssetCheckResult(check_name=WARM_GUARD, passed=True, description=why))
         return
     trains_on = warm_settings(settings) if plan else settings
     # Same data, base, recipe, parent and processes → same folder, so a rerun after a crash resumes there (and only
@@ -183,6 +192,26 @@ def lora_adapter(
     metrics = json.loads((candidate / "metrics.json").read_text())
     log_history = json.loads((candidate / "log_history.json").read_text())
     verdict = warm_guard(metrics, settings.forgetting_tolerance) if plan else None
+    if verdict is not None and not verdict.passed:
+        # Kept for a look, one at a time; the parent stays published, and the output describes the parent.
+        rejected = store.asset_dir("lora_adapter") / ".rejected"
+        shutil.rmtree(rejected, ignore_errors=True)
+        rejected.mkdir(exist_ok=True)
+        candidate.rename(rejected / run_key)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        why = f"warm start rejected ({verdict.reason}): {plan.parent.name} stays published, the candidate is in {rejected / run_key}"
+        check = dg.AssetCheckResult(
+            check_name=WARM_GUARD,
+            passed=False,
+            description=verdict.reason,
+            metadata={
+                **dataclasses.asdict(verdict),
+                "candidate": dg.MetadataValue.path(str(rejected / run_key)),
+                "candidate_loss_at_a_glance": loss_at_a_glance_md(log_history, metrics),
+            },
+        )
+        yield from _keep_parent(context, plan, why, check)
+        return
     lineage = Lineage(
         training_mode="warm" if plan else "full",
         parent_adapter=plan.parent.name if plan else "",
@@ -190,23 +219,12 @@ def lora_adapter(
         learned_examples=plan.learned_after() if plan else sorted(train_example_keys(sft_dataset)),
         cumulative_steps=metrics["steps"] + (plan.lineage.cumulative_steps if plan else 0),
     )
-    if verdict is None or verdict.passed:
-        with store.new_version("lora_adapter") as folder:
-            shutil.copytree(candidate, folder, dirs_exist_ok=True)
-            shutil.copytree(checkpoints / "runs", folder / "tensorboard", dirs_exist_ok=True)
-            lineage.write(folder)
-            write_model_card(folder, manifest, sft_dataset, settings, metrics)
-        path = store.current("lora_adapter")
-        kept_at = path
-    else:
-        # Kept for a look, one at a time; the parent stays published.
-        rejected = store.asset_dir("lora_adapter") / ".rejected"
-        shutil.rmtree(rejected, ignore_errors=True)
-        rejected.mkdir()
-        kept_at = rejected / run_key
-        candidate.rename(kept_at)
-        path = plan.parent
-        context.log.warning(f"warm start rejected ({verdict.reason}); {path.name} stays published, the candidate is in {kept_at}")
+    with store.new_version("lora_adapter") as folder:
+        shutil.copytree(candidate, folder, dirs_exist_ok=True)
+        shutil.copytree(checkpoints / "runs", folder / "tensorboard", dirs_exist_ok=True)
+        lineage.write(folder)
+        write_model_card(folder, manifest, sft_dataset, settings, metrics)
+    path = store.current("lora_adapter")
     shutil.rmtree(checkpoints, ignore_errors=True)
     yield dg.Output(
         path,
@@ -214,7 +232,7 @@ def lora_adapter(
             "loss_at_a_glance": loss_at_a_glance_md(log_history, metrics),  # first: the top of the asset page
             **reported.metadata,
             "path": dg.MetadataValue.path(str(path)),
-            **_lineage_metadata(config.training_mode, refused, plan, lineage, verdict),
+            **_lineage_metadata(config.training_mode, refused, plan, lineage),
             "eval_loss_vs_base": round(metrics["eval_loss"] - metrics["base_eval_loss"], 4),
             **({"estimated_peak_memory_gb": round(memory.total_gb, 2), "memory_estimate": dg.MetadataValue.json(memory.as_dict())} if memory else {}),
             "settings": dg.MetadataValue.json(dataclasses.asdict(trains_on)),
@@ -224,9 +242,9 @@ def lora_adapter(
     )
     yield dg.AssetCheckResult(
         check_name=WARM_GUARD,
-        passed=verdict is None or verdict.passed,
+        passed=True,
         description=verdict.reason if verdict else "a full retrain: nothing to compare with a parent",
-        metadata={**(dataclasses.asdict(verdict) if verdict else {}), "candidate": dg.MetadataValue.path(str(kept_at))},
+        metadata=dataclasses.asdict(verdict) if verdict else {},
     )
 
 
@@ -254,7 +272,7 @@ def _published(store, asset: str) -> Path | None:
         return None
 
 
-def _lineage_metadata(asked: str, refused: str | None, plan, lineage: Lineage, verdict) -> dict:
+def _lineage_metadata(asked: str, refused: str | None, plan, lineage: Lineage) -> dict:
     return {
         "training_mode": lineage.training_mode,
         "training_mode_asked": asked,
@@ -266,23 +284,25 @@ def _lineage_metadata(asked: str, refused: str | None, plan, lineage: Lineage, v
         "examples_learned_but_gone": plan.forgotten if plan else 0,
         "examples_learned": len(lineage.learned_examples),
         "cumulative_steps": lineage.cumulative_steps,
-        **({"published": verdict is None or verdict.passed} if plan else {}),
     }
 
 
-def _nothing_to_learn(context: dg.AssetExecutionContext, plan):
-    """A warm start whose train split has nothing the parent has not learned: the parent stays as it is."""
-    context.log.info(f"no new or changed training posts since {plan.parent.name}: it stays published unchanged")
+def _keep_parent(context: dg.AssetExecutionContext, plan, why: str, check: dg.AssetCheckResult):
+    """The warm start publishes nothing (nothing new to learn, or its candidate was rejected): the output is the
+    parent, described by its own lineage, so the latest materialization never shows figures of an adapter that
+    is not published."""
+    (context.log.info if check.passed else context.log.warning)(why)
     yield dg.Output(
         plan.parent,
         metadata={
             "path": dg.MetadataValue.path(str(plan.parent)),
-            **_lineage_metadata("warm", None, plan, plan.lineage, None),
+            **_lineage_metadata("warm", None, plan, plan.lineage),
             "training_mode": "unchanged",
             "parent_adapter": plan.parent.name,
+            "kept_because": why,
         },
     )
-    yield dg.AssetCheckResult(check_name=WARM_GUARD, passed=True, description="nothing new to learn: the parent is kept unchanged")
+    yield check
 
 
 def _run_key(sft_dataset: Path, base_model: Path, settings: TrainSettings, device: Device, parent: str = "") -> str:

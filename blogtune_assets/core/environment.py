@@ -97,9 +97,10 @@ VARIABLES = {
 
 
 def read(name: str):
-    """The variable's value, parsed; its default when unset."""
+    """The variable's value, parsed; its default when unset or empty."""
     variable = VARIABLES[name]
-    value = os.environ.get(name, variable.default)
+    # Empty is unset: `BLOGTUNE_HOME= make demo` must not make a home named "None" or "" in the working folder.
+    value = os.environ.get(name) or variable.default
     try:
         return variable.parse(value)
     except ValueError:
