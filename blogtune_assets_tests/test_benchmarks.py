@@ -11,7 +11,7 @@ import json
 import pytest
 
 from benchmarks import calibrate, data_pipeline, export_scaling, gpu_check, measure, sensor_tick, startup, training_efficiency
-from benchmarks import liquid_worst_case, warm_start
+from benchmarks import liquid_worst_case, stop_margin, warm_start
 from benchmarks.synthetic_blog import REFERENCE, load_calibration, note_share, write_blog
 from blogtune_assets_tests.conftest import SHARED_CORPUS
 
@@ -113,3 +113,11 @@ def test_warm_start(tmp_path):
     # One new post and ceil(3.0 x 1) replayed, 2 a step, one pass: 2 steps, whatever the full runs' length.
     assert warm["mode"] == "warm" and warm["replay"] == 3 and warm["steps"] == 2
     assert payload["reference_scale"][0]["warm_steps"] == 1 and (tmp_path / "warm_start.json").is_file()
+
+
+def test_stop_margin(tmp_path):
+    payload = stop_margin.main(["--seeds", "1", "--max-steps", "2", "--pretrain-steps", "4", "--recipe", '{"learning_rate": 1e-3}', "--out", str(tmp_path)])
+    profile, other = payload["rows"]
+    assert (profile["steps"], other["steps"]) == (2, 2) and other["recipe"] == '{"learning_rate": 0.001, "max_steps": 2}'
+    assert profile["p_stop_base"] == other["p_stop_base"] > 0 and profile["gain"] > 0
+    assert (tmp_path / "stop_margin.json").is_file()
