@@ -12,7 +12,8 @@ PY          := $(VENV)/bin/python
 LLAMA_CPP_EXTRA_CMAKE_ARGS ?=
 LLAMA_CPP_CMAKE_ARGS := $(strip -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF $(LLAMA_CPP_EXTRA_CMAKE_ARGS))
 BUILD_KEY   := $(shell echo "$$(uname -m) $(LLAMA_CPP_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
-WHEELS      ?= $(HOME)/.cache/blogtune/wheels/build-$(BUILD_KEY)
+WHEELS_DIR  ?= $(HOME)/.cache/blogtune/wheels
+WHEELS      := $(WHEELS_DIR)/build-$(BUILD_KEY)
 STAMP       := $(VENV)/.blogtune-installed-$(BUILD_KEY)
 LLAMA_CPP_VERSION := 0.3.36
 # Its source distribution is kept too: it carries llama.cpp's copy of Qwen's vocabulary, from which
@@ -39,15 +40,15 @@ $(LLAMA_CPP_SDIST): | $(PY)
 
 # llama-cpp-python is force-installed from the wheel: pip keeps an installed one of the same version, however built.
 $(STAMP): pyproject.toml $(LLAMA_CPP_SDIST) | $(PY)
+	rm -f $(VENV)/.blogtune-installed*
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	mkdir -p $(WHEELS)
 	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
 	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(PY) -m pip wheel --quiet --no-deps -w $(WHEELS) $(LLAMA_CPP_SDIST)
-	$(PY) -m pip install --quiet --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(PY) -m pip install --quiet --no-deps --force-reinstall --no-index --find-links $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
 	$(PY) -m pip install --quiet --find-links $(WHEELS) -e '.[test]'
-	rm -f $(VENV)/.blogtune-installed*
 	touch $(STAMP)
 
 # The instance config (pool limits) goes into DAGSTER_HOME once; a user's own is never overwritten.

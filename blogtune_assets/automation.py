@@ -17,11 +17,13 @@ import dagster as dg
 from blogtune_assets.core.artifacts import ArtifactNotFound
 from blogtune_assets.core.blog_state import BlogSnapshot, take_snapshot
 from blogtune_assets.core.environment import read
-from blogtune_assets.core.warm_start import LINEAGE, Lineage, train_example_keys
+from blogtune_assets.core.warm_start import Lineage, train_example_keys
 from blogtune_assets.resources import ArtifactHome, BlogSource, RetrainPolicy
 
 RETRAIN_JOB = dg.define_asset_job("blogtune", selection=dg.AssetSelection.all(), description="The whole graph, posts to model.")
 SENSOR_INTERVAL_S = read("BLOGTUNE_SENSOR_INTERVAL_S")
+# Dagster's run tag: a run that failed in a step (not a lost run worker) is not retried by run_retries.
+NO_RETRY_ON_STEP_FAILURE = {"dagster/retry_on_asset_or_op_failure": "false"}
 RETRAIN_CRON = read("BLOGTUNE_RETRAIN_CRON")
 
 
@@ -76,10 +78,13 @@ def new_posts_sensor(context: dg.SensorEvaluationContext, blog: BlogSource, arti
     if running:
         return dg.SkipReason(f"{changes.summary()}: run {running.run_id} is still in progress")
     mode = "full" if changes.deleted and retrain.full_retrain_on_delete else "warm"
+    tags = {"blogtune/trigger": "new_posts", "blogtune/posts_digest": now.digest[:16], "blogtune/training_mode": mode}
     return dg.RunRequest(
         run_key=f"posts-{now.digest[:16]}",
         run_config=training_mode_config(mode),
-        tags={"blogtune/trigger": "new_posts", "blogtune/posts_digest": now.digest[:16], "blogtune/training_mode": mode},
+        # A warm start the guard rejects fails the run (a blocking check): run retries (deploy/k8s) must not train it
+        # again for the same verdict. A warm run lost with its node is not retried either; the weekly full run learns its posts.
+        tags={**tags, **(NO_RETRY_ON_STEP_FAILURE if mode == "warm" else {})},
     )
 
 
@@ -102,8 +107,10 @@ def weekly_retrain_schedule(context: dg.ScheduleEvaluationContext, blog: BlogSou
         return dg.SkipReason(up_to_date)
     # Full, so the drift warm starts may accumulate never outlives a week. The published version is in the key
     # because the digest alone would make a week of warm starts on unchanged posts look done.
+    # The week too: a week whose run failed does not block the next week's.
+    week = context.scheduled_execution_time.strftime("%G-W%V")
     return dg.RunRequest(
-        run_key=f"weekly-{now.digest[:16]}-{_published_version(artifacts.store)}",
+        run_key=f"weekly-{week}-{now.digest[:16]}-{_published_version(artifacts.store)}",
         run_config=training_mode_config("full"),
         tags={"blogtune/trigger": "schedule", "blogtune/training_mode": "full"},
     )
@@ -120,9 +127,10 @@ def _trained_in_full_on(digest: str, instance: dg.DagsterInstance, store) -> str
         adapter, dataset = store.current("lora_adapter"), store.current("sft_dataset")
     except FileNotFoundError:
         return None
-    if not (adapter / LINEAGE).exists():
+    try:
+        lineage = Lineage.read(adapter)
+    except (OSError, ValueError, TypeError):  # none (trained before warm starts), unreadable or of another format
         return None
-    lineage = Lineage.read(adapter)
     if lineage.training_mode != "full" or lineage.learned_examples != sorted(train_example_keys(dataset)):
         return None
     return f"posts unchanged since sft_dataset was built (digest {digest[:16]}), and {adapter.name} was trained in full on them"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 
 import dagster as dg
 import pytest
@@ -70,6 +71,8 @@ def test_new_post_launches_one_retraining_run_keyed_by_the_posts_state(instance,
     assert again.run_key == first.run_key  # the same state → the same key, which Dagster launches once
     assert first.tags["blogtune/trigger"] == "new_posts"
     assert first.run_config == training_mode_config("warm")  # new posts warm-start the published adapter
+    # A rejected warm start fails its run; Kubernetes run retries must not retrain it for the same verdict.
+    assert first.tags["dagster/retry_on_asset_or_op_failure"] == "false"
 
 
 def test_a_deleted_post_asks_for_a_full_retrain_only_when_the_person_set_that(instance, blog):
@@ -78,6 +81,7 @@ def test_a_deleted_post_asks_for_a_full_retrain_only_when_the_person_set_that(in
     assert tick(instance, resources)[0].run_config == training_mode_config("warm")
     full = tick(instance, resources, full_retrain_on_delete=True)[0]
     assert full.run_config == training_mode_config("full") and full.tags["blogtune/training_mode"] == "full"
+    assert "dagster/retry_on_asset_or_op_failure" not in full.tags  # a full run lost with its node is retried
 
 
 def test_edited_and_deleted_posts_are_changes_and_saving_unchanged_text_is_not(instance, blog):
@@ -148,6 +152,7 @@ def test_schedule_retrains_unless_the_adapter_was_trained_in_full_on_the_posts_t
         context = lambda: dg.build_schedule_context(  # noqa: E731
             instance=instance,
             resources={"blog": BlogSource(blog_dir=str(sample_blog_copy)), "artifacts": ArtifactHome(home=str(home))},
+            scheduled_execution_time=datetime(2026, 12, 6, 3, tzinfo=timezone.utc),
         )
         assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)  # never trained
 
@@ -163,10 +168,15 @@ def test_schedule_retrains_unless_the_adapter_was_trained_in_full_on_the_posts_t
         publish_adapter("full", learned)
         skipped = weekly_retrain_schedule(context())
         assert isinstance(skipped, dg.SkipReason) and "unchanged since sft_dataset" in skipped.skip_message
+        with store.new_version("lora_adapter") as folder:
+            (folder / "lineage.json").write_text('{"training_mode": "full"}')  # another format: retrain, do not crash
+        assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)
+        publish_adapter("full", learned)
 
         write_post(sample_blog_copy, *NEW_POST)
         request = weekly_retrain_schedule(context())
         assert isinstance(request, dg.RunRequest) and request.tags["blogtune/trigger"] == "schedule"
+        assert request.run_key.startswith("weekly-2026-W49-")  # a failed week does not block the next
         assert request.run_config == training_mode_config("full")  # the schedule never warm-starts
 
 

@@ -115,6 +115,7 @@ def test_warm_start(tmp_path):
     assert payload["reference_scale"][0]["warm_steps"] == 1 and (tmp_path / "warm_start.json").is_file()
 
 
+@pytest.mark.slow
 def test_stop_margin(tmp_path):
     payload = stop_margin.main(["--seeds", "1", "--max-steps", "2", "--pretrain-steps", "4", "--recipe", '{"learning_rate": 1e-3}', "--out", str(tmp_path)])
     profile, other = payload["rows"]

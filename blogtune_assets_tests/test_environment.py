@@ -59,12 +59,19 @@ def test_a_bad_value_names_the_variable_and_what_it_accepts(name, value, accepts
         read(name)
 
 
-@pytest.mark.parametrize("name", sorted(VARIABLES))
+@pytest.mark.parametrize("name", sorted(n for n, v in VARIABLES.items() if v.empty_is_default))
 def test_an_empty_value_means_the_default(name, monkeypatch):
     monkeypatch.delenv(name, raising=False)
     default = read(name)
     monkeypatch.setenv(name, "")
     assert read(name) == default
+
+
+def test_an_empty_gpu_toleration_tolerates_no_taint(monkeypatch):
+    monkeypatch.delenv("BLOGTUNE_GPU_TOLERATION", raising=False)
+    assert read("BLOGTUNE_GPU_TOLERATION") == "nvidia.com/gpu"
+    monkeypatch.setenv("BLOGTUNE_GPU_TOLERATION", "")
+    assert read("BLOGTUNE_GPU_TOLERATION") == ""
 
 
 def test_a_value_is_read_when_asked_not_at_import(monkeypatch):

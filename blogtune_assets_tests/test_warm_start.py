@@ -161,6 +161,7 @@ def test_the_guard_rejects_a_harmful_warm_start_and_the_parent_stays_published(p
     # The output is the parent, described by its own lineage; the candidate's figures are only in the check.
     assert meta["training_mode"] == "unchanged" and meta["kept_because"].startswith("warm start rejected (eval loss")
     assert meta["cumulative_steps"] == Lineage.read(parent).cumulative_steps and "eval_loss" not in meta
+    assert meta["parent_adapter"] == Lineage.read(parent).parent_adapter == "" and meta["examples_not_learned_yet"] == 1
     assert store.current("lora_adapter") == parent and meta["path"] == str(parent)
     assert [p.name for p in store.versions("lora_adapter")] == [parent.name]
     assert (store.asset_dir("lora_adapter") / ".rejected").is_dir()

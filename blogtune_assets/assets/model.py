@@ -296,10 +296,14 @@ def _keep_parent(context: dg.AssetExecutionContext, plan, why: str, check: dg.As
         plan.parent,
         metadata={
             "path": dg.MetadataValue.path(str(plan.parent)),
-            **_lineage_metadata("warm", None, plan, plan.lineage),
             "training_mode": "unchanged",
-            "parent_adapter": plan.parent.name,
+            "training_mode_asked": "warm",
             "kept_because": why,
+            "parent_adapter": plan.lineage.parent_adapter,
+            "examples_learned": len(plan.lineage.learned_examples),
+            "examples_not_learned_yet": len(plan.new),
+            "examples_learned_but_gone": plan.forgotten,
+            "cumulative_steps": plan.lineage.cumulative_steps,
         },
     )
     yield check

@@ -26,6 +26,8 @@ class Variable:
     default: str
     parse: Callable[[str], object]
     accepts: str
+    # Empty is unset for all but a variable whose empty value means something (no GPU toleration).
+    empty_is_default: bool = True
 
 
 def _whole_number(value: str) -> int:
@@ -91,16 +93,18 @@ VARIABLES = {
         # Unset: Dagster's default executor, one process per step.
         Variable("BLOGTUNE_EXECUTOR", "", _choice(Literal["", "k8s"])[0], "'k8s' or unset"),
         Variable("BLOGTUNE_GPU_NODE_SELECTOR", "", *TEXT),
-        Variable("BLOGTUNE_GPU_TOLERATION", "nvidia.com/gpu", *TEXT),
+        Variable("BLOGTUNE_GPU_TOLERATION", "nvidia.com/gpu", *TEXT, empty_is_default=False),  # empty: tolerate no taint
     )
 }
 
 
 def read(name: str):
-    """The variable's value, parsed; its default when unset or empty."""
+    """The variable's value, parsed; its default when unset, or empty (see `Variable.empty_is_default`)."""
     variable = VARIABLES[name]
     # Empty is unset: `BLOGTUNE_HOME= make demo` must not make a home named "None" or "" in the working folder.
-    value = os.environ.get(name) or variable.default
+    value = os.environ.get(name, "")
+    if not value and (variable.empty_is_default or name not in os.environ):
+        value = variable.default
     try:
         return variable.parse(value)
     except ValueError:

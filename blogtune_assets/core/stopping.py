@@ -19,8 +19,8 @@ from blogtune_assets.core.chat_tokens import ChatEncoder
 # Fine-tuning must raise P(<|im_end|>) after a body by this factor (geometric mean over the posts)...
 STOP_GAIN = 1.25
 # ...unless the model already makes it the most likely next token after this share of the posts.
-# The tiny model shows the first (its stop probability rises 1.9-8x from 0.5-2.3%, core/profiles.py); a
-# 4B chat model whose base already stops shows the second.
+# The tiny model shows the first (the tiny recipe raised it 1.88x on the hardest base measured, 11.7x in the
+# demo: benchmarks/README.md, the stop check's margin); a 4B chat model whose base already stops shows the second.
 STOP_TOP1_SHARE = 0.5
 # Bodies measured: enough for a median, cheap on a CPU.
 STOP_TEXTS = 16
