@@ -3,8 +3,9 @@
 Both compare the blog's posts, by content hash, with what the graph last read:
 the sensor with the published raw_posts snapshot (to say what changed), the
 schedule with the posts the latest sft_dataset was built from and the examples
-the published adapter learned (its lineage.json). The run key is the posts'
-digest, so one state of the blog never launches twice.
+the published adapter learned (its lineage.json). The sensor's run key is the
+posts' digest, so one state of the blog never launches twice; the schedule's
+adds the week and the published adapter's version.
 """
 
 from __future__ import annotations
