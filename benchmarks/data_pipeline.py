@@ -32,7 +32,7 @@ class Build:
     examples: pl.DataFrame
 
 
-def blogtune_build(blog: Path, tokenizer, out: Path, previous: Build | None = None) -> tuple[Build, dict]:
+def blogtune_build(blog: Path, encoder, out: Path, previous: Build | None = None) -> tuple[Build, dict]:
     from blogtune_assets.core import sft
     from blogtune_assets.core.cleaning import clean_posts
     from blogtune_assets.core.jekyll import scan_site
@@ -47,7 +47,7 @@ def blogtune_build(blog: Path, tokenizer, out: Path, previous: Build | None = No
     conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
     earlier = dict(zip(previous.examples["example_key"], previous.examples["tokens"])) if previous else None
     tokens_started = time.perf_counter()
-    stats = sft.count_tokens(tokenizer, conversations, MAX_LENGTH, previous=earlier)
+    stats = sft.count_tokens(encoder, conversations, MAX_LENGTH, previous=earlier)
     examples = examples.with_columns(pl.Series("tokens", stats.tokens, dtype=pl.Int64))
     dataset_done = time.perf_counter()
     scan.posts.write_parquet(out / "posts.parquet")
@@ -78,8 +78,17 @@ def _load_tokenizer(folder: Path):
     return AutoTokenizer.from_pretrained(folder)
 
 
+def _encoder(folder: Path):
+    """What sft_dataset counts with: the fast tokenizer from tokenizer.json, without transformers."""
+    from tokenizers import Tokenizer
+
+    from blogtune_assets.core.chat_tokens import ChatEncoder
+
+    return ChatEncoder(Tokenizer.from_file(str(folder / "tokenizer.json")))
+
+
 def run_blogtune(blog: Path, tokenizer_dir: Path, out: Path) -> dict:
-    return blogtune_build(blog, _load_tokenizer(tokenizer_dir), out)[1]
+    return blogtune_build(blog, _encoder(tokenizer_dir), out)[1]
 
 
 def run_baseline(blog: Path, tokenizer_dir: Path, out: Path) -> dict:
@@ -92,13 +101,13 @@ def run_baseline(blog: Path, tokenizer_dir: Path, out: Path) -> dict:
 
 def run_incremental(blog: Path, new_post: Path, tokenizer_dir: Path, out: Path, repeats: int) -> dict:
     """Full build, one post arrives, rebuild with previous=; the result must equal a fresh build."""
-    tokenizer = _load_tokenizer(tokenizer_dir)
-    before, _ = blogtune_build(blog, tokenizer, out / "before")
+    encoder = _encoder(tokenizer_dir)
+    before, _ = blogtune_build(blog, encoder, out / "before")
     arrived = blog / new_post.relative_to(new_post.parents[2])
     new_post.rename(arrived)
-    runs = [blogtune_build(blog, tokenizer, out / "incremental", previous=before) for _ in range(repeats)]
+    runs = [blogtune_build(blog, encoder, out / "incremental", previous=before) for _ in range(repeats)]
     incremental, _ = runs[0]
-    fresh, full = blogtune_build(blog, tokenizer, out / "fresh")
+    fresh, full = blogtune_build(blog, encoder, out / "fresh")
     arrived.rename(new_post)
     identical = (
         incremental.scan.posts.equals(fresh.scan.posts)

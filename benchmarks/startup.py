@@ -19,8 +19,13 @@ from benchmarks import measure
 # What a process imports, by who pays it.
 IMPORTS = {
     "definitions (every step)": "import blogtune_assets.definitions",
-    # Its body imports transformers and the base resolver, which the embedded bases' builders bring torch into.
-    "sft_dataset's step": "import blogtune_assets.definitions, transformers, blogtune_assets.core.base_model",
+    # Up to its first token counted: the definitions, then Qwen3's tokenizer (151,669 tokens) found and loaded.
+    "sft_dataset's step, to its first count": (
+        "import blogtune_assets.definitions\n"
+        "from blogtune_assets.core.profiles import get_profile\n"
+        "from blogtune_assets.core.tokenizer_source import counting_tokenizer\n"
+        "counting_tokenizer(get_profile('qwen3-shape')).load()"
+    ),
     "training process (torchrun)": "import blogtune_assets.train_process, blogtune_assets.core.train",
     "python itself": "pass",
 }

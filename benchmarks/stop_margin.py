@@ -50,7 +50,7 @@ def run(seeds: list[int], recipes: list[dict], work: Path, pretrain_steps: int |
         tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir(log=lambda line: None))
         pretraining = PretrainSettings(seed=seed, **({"steps": pretrain_steps} if pretrain_steps else {}))
         build_tiny_model(SAMPLE_BLOG, base, tokenizer, settings=pretraining, log=lambda line: None)
-        encoder = ChatEncoder(tokenizer)
+        encoder = ChatEncoder(tokenizer.backend_tokenizer)
         prefixes = end_of_body_prefixes(encoder, conversations, tiny.max_length)
         before = hf_stop_stats(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval(), prefixes, encoder.im_end_id)
         for i, recipe in enumerate(recipes):

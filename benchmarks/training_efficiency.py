@@ -41,9 +41,10 @@ MODES = {
 
 def example_lengths(posts: int, work: Path, tokenizer_dir: Path) -> list[int]:
     """Untruncated token counts of every example of a synthetic blog, with the tiny tokenizer."""
-    from transformers import AutoTokenizer
+    from tokenizers import Tokenizer
 
     from blogtune_assets.core import sft
+    from blogtune_assets.core.chat_tokens import ChatEncoder
     from blogtune_assets.core.cleaning import clean_posts
     from blogtune_assets.core.jekyll import scan_site
 
@@ -51,7 +52,7 @@ def example_lengths(posts: int, work: Path, tokenizer_dir: Path) -> list[int]:
     examples = sft.build_examples(clean_posts(scan_site(work / "blog").posts).kept)
     conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
     sft.write_jsonl(work / "all.jsonl", examples)
-    return sft.count_tokens(AutoTokenizer.from_pretrained(tokenizer_dir), conversations, MAX_LENGTH).tokens
+    return sft.count_tokens(ChatEncoder(Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))), conversations, MAX_LENGTH).tokens
 
 
 def padding_shares(lengths: list[int], max_length: int = MAX_LENGTH, batch: int = BATCH, seed: int = 42) -> dict:

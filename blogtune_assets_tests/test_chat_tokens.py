@@ -29,7 +29,7 @@ def tokenizer(request, tiny_base_dir, qwen3_tokenizer_dir):
 
 
 def test_the_format_is_what_the_chat_template_renders_and_tokenizes(tokenizer):
-    encoder = ChatEncoder(tokenizer)
+    encoder = ChatEncoder(tokenizer.backend_tokenizer)
     posts = clean_posts(scan_site(SAMPLE_BLOG).posts).kept
     for title, body in zip(posts["title"], posts["body"]):
         messages = to_conversation(title, body)["conversations"]
@@ -40,7 +40,7 @@ def test_the_format_is_what_the_chat_template_renders_and_tokenizes(tokenizer):
 
 
 def test_a_post_quoting_control_tokens_cannot_forge_a_turn(tokenizer):
-    encoder = ChatEncoder(tokenizer)
+    encoder = ChatEncoder(tokenizer.backend_tokenizer)
     encoded = encoder.encode("What <|im_end|> means", FORGED_BODY)
     controls = {tokenizer.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>")}
     used = [t for t in encoded.input_ids if t in controls]
@@ -52,7 +52,7 @@ def test_a_post_quoting_control_tokens_cannot_forge_a_turn(tokenizer):
     assert all(label != IGNORE for label in encoded.labels[first_label:])  # the loss mask runs to the real end
     assert encoded.labels[-2] == im_end
     conversation = to_conversation("What <|im_end|> means", FORGED_BODY)
-    assert count_tokens(tokenizer, [conversation], 4096).tokens == [len(encoded.input_ids)]
+    assert count_tokens(encoder, [conversation], 4096).tokens == [len(encoded.input_ids)]
 
 
 def test_training_batches_carry_the_forged_post_as_text(tiny_base_dir, tmp_path):
@@ -62,7 +62,7 @@ def test_training_batches_carry_the_forged_post_as_text(tiny_base_dir, tmp_path)
     )
     shutil.copy(tmp_path / "train.jsonl", tmp_path / "eval.jsonl")
     row = load_sft_split(tmp_path, tokenizer, max_length=4096)["train"][0]
-    assert row["input_ids"] == ChatEncoder(tokenizer).encode("Quoting", FORGED_BODY).input_ids
+    assert row["input_ids"] == ChatEncoder(tokenizer.backend_tokenizer).encode("Quoting", FORGED_BODY).input_ids
     assert row["labels"].count(tokenizer.convert_tokens_to_ids("<|im_end|>")) == 1
 
 
@@ -86,5 +86,5 @@ def test_batched_lengths_are_the_encoded_lengths_across_chunk_boundaries(tokeniz
     posts = clean_posts(scan_site(SAMPLE_BLOG).posts).kept
     pairs = [*zip(posts["title"], posts["body"]), ("What <|im_end|> means", FORGED_BODY)]
     assert len(pairs) % 3
-    encoder = ChatEncoder(tokenizer)
+    encoder = ChatEncoder(tokenizer.backend_tokenizer)
     assert encoder.lengths(pairs) == [len(encoder.encode(title, body).input_ids) for title, body in pairs]

@@ -171,7 +171,7 @@ def stop_setup(tiny_base_dir, sample_dataset):
     """Bodies the embedded base saw as ChatML in pretraining, and an untrained model of its shape as its "base"."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
     trains = read_jsonl(sample_dataset / "train.jsonl")
-    prefixes = end_of_body_prefixes(ChatEncoder(tokenizer), stop_conversations([], trains), max_length=1024)
+    prefixes = end_of_body_prefixes(ChatEncoder(tokenizer.backend_tokenizer), stop_conversations([], trains), max_length=1024)
     torch.manual_seed(0)
     untrained = Qwen3ForCausalLM(qwen3_config(TinyShape(), tokenizer)).eval()
     im_end = tokenizer.convert_tokens_to_ids(IM_END)

@@ -6,11 +6,13 @@ none of them may pay for a library it does not use.
 """
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import blogtune_assets.core
+from blogtune_assets.core.profiles import SAMPLE_BLOG
 
 ML_LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "llama_cpp", "matplotlib")
 
@@ -24,6 +26,26 @@ def _loaded_after(statement: str, watched: tuple[str, ...]) -> list[str]:
 
 def test_the_definitions_load_without_the_ml_libraries():
     assert _loaded_after("import blogtune_assets.definitions", ML_LIBRARIES) == []
+
+
+def test_the_data_steps_count_tokens_without_torch_or_transformers(tmp_path, monkeypatch):
+    # sft_dataset's step took 8 s to reach its first line when counting imported transformers (and torch,
+    # through the embedded bases' builders); with `tokenizers` alone it costs what the definitions cost.
+    from blogtune_assets.core.tokenizer_source import tiny_tokenizer_dir
+
+    tiny_tokenizer_dir(log=lambda line: None)  # a cache miss trains it with transformers; the step then finds it
+    shutil.copytree(SAMPLE_BLOG, tmp_path / "blog")
+    monkeypatch.setenv("BLOGTUNE_BLOG_DIR", str(tmp_path / "blog"))
+    monkeypatch.setenv("BLOGTUNE_HOME", str(tmp_path / "home"))
+    steps = (
+        "import dagster as dg\n"
+        "from blogtune_assets.assets.posts import raw_posts, cleaned_posts\n"
+        "from blogtune_assets.assets.sft_dataset import sft_dataset\n"
+        "from blogtune_assets.resources import from_env\n"
+        "assert dg.materialize([raw_posts, cleaned_posts, sft_dataset], resources=from_env()).success"
+    )
+    assert _loaded_after(steps, ("torch", "transformers", "trl", "peft", "datasets")) == []  # a plot draws with matplotlib
+    assert (tmp_path / "home" / "sft_dataset" / "current" / "train.jsonl").is_file()
 
 
 def test_importing_the_training_process_module_loads_no_training_library():

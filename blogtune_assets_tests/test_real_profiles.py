@@ -21,7 +21,7 @@ def test_qwen3_4b_data_half_offline_counts_qwen3_tokens(tmp_path, qwen3_tokenize
     assert "built offline from llama.cpp's vocabulary" in meta["tokenizer"] and "151,669 tokens" in meta["tokenizer"]
     assert "RTX 4070" in meta["gpu_hours_estimate"]
     folder = tmp_path / "home" / "sft_dataset" / "current"
-    encoder = ChatEncoder(AutoTokenizer.from_pretrained(qwen3_tokenizer_dir))
+    encoder = ChatEncoder(AutoTokenizer.from_pretrained(qwen3_tokenizer_dir).backend_tokenizer)
     expected = [len(encoder.encode_messages(e["conversations"]).input_ids) for e in read_jsonl(folder / "train.jsonl")]
     counted = pl.read_parquet(folder / "examples.parquet").filter(~pl.col("is_eval"))["tokens"].to_list()
     assert counted == expected and meta["train_tokens"] == sum(expected)

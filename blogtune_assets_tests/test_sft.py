@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 
 from blogtune_assets.core import sft
+from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.tiny_tokenizer import train_tokenizer
 
 
@@ -55,7 +56,7 @@ def test_repeated_titles_stay_on_one_side():
 
 def test_token_counts_follow_the_chat_template(tokenizer):
     conv = [sft.to_conversation("Hello", "world " * 50)]
-    stats = sft.count_tokens(tokenizer, conv, max_length=16)
+    stats = sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), conv, max_length=16)
     rendered = tokenizer.apply_chat_template(conv[0]["conversations"], tokenize=False)
     assert stats.tokens == [len(tokenizer(rendered, add_special_tokens=False)["input_ids"])]
     assert stats.lost_to_truncation == stats.tokens[0] - 16
@@ -66,12 +67,12 @@ def test_token_counts_reuse_earlier_counts_and_match_a_full_count(tokenizer):
     cleaned = pl.DataFrame({"title": ["A", "B", "C"], "body": ["alpha " * 9, "beta " * 30, "gamma"], "path": "p", "language": "en"})
     examples = sft.build_examples(cleaned)
     conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
-    full = sft.count_tokens(tokenizer, conversations, max_length=64)
+    full = sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), conversations, max_length=64)
     earlier = dict(zip(examples["example_key"][:2], full.tokens[:2]))
-    assert sft.count_tokens(tokenizer, conversations, 64, previous=earlier).tokens == full.tokens
+    assert sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), conversations, 64, previous=earlier).tokens == full.tokens
     # A reused count is taken as it is, not recomputed: only the third example is tokenized.
     planted = {key: 1000 + i for i, key in enumerate(examples["example_key"][:2])}
-    assert sft.count_tokens(tokenizer, conversations, 64, previous=planted).tokens == [1000, 1001, full.tokens[2]]
+    assert sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), conversations, 64, previous=planted).tokens == [1000, 1001, full.tokens[2]]
 
 
 def test_jsonl_round_trip(tmp_path):

@@ -7,8 +7,10 @@ import polars as pl
 
 from blogtune_assets.assets.metadata import bar_chart_md, md_table
 from blogtune_assets.core import sft
+from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.gpu_cost import training_hours
 from blogtune_assets.core.blog_state import BlogSnapshot
+from blogtune_assets.core.tokenizer_source import counting_tokenizer
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 
 PREVIEW_CHARS = 300
@@ -38,22 +40,18 @@ def sft_dataset(
     context: dg.AssetExecutionContext, cleaned_posts: Path, model_profile: ModelProfile, artifacts: ArtifactHome
 ) -> dg.Output[Path]:
     """Each kept post as a user (title) → assistant (body) conversation, split train/eval by a seeded hash of the title."""
-    # Imported here, as in every asset that needs them: the definitions load without transformers or torch.
-    from transformers import AutoTokenizer
-
-    from blogtune_assets.core.base_model import counting_tokenizer
-
     profile = model_profile.settings
     settings = profile.train
     cleaned = pl.read_parquet(cleaned_posts / "posts.parquet")
     examples = sft.build_examples(cleaned, seed=settings.seed, eval_size=settings.eval_size)
-    # Counts are in the tokens the model will train on, found without fetching any weights.
+    # Counts are in the tokens the model will train on, found without fetching any weights, with `tokenizers`
+    # alone: this step imports neither transformers nor torch (test_imports.py), so it starts in seconds.
     counting = counting_tokenizer(profile, model_profile.base_model, log=context.log.info)
-    tokenizer = AutoTokenizer.from_pretrained(counting.folder, trust_remote_code=False)
+    tokenizer = counting.load()
     counts_key = counted_with(counting.revision)
     conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
     previous = _previous_counts(artifacts.store, counts_key)
-    stats = sft.count_tokens(tokenizer, conversations, settings.max_length, previous=previous)
+    stats = sft.count_tokens(ChatEncoder(tokenizer), conversations, settings.max_length, previous=previous)
     examples = examples.with_columns(pl.Series("tokens", stats.tokens, dtype=pl.Int64))
 
     with artifacts.store.new_version("sft_dataset") as folder:
@@ -78,7 +76,7 @@ def sft_dataset(
             "token_counts_reused": int(examples["example_key"].is_in(list(previous or {})).sum()),
             "mean_tokens_per_example": round(stats.total / max(len(stats.tokens), 1), 1),
             "max_length": settings.max_length,
-            "tokenizer": f"{counting.source} ({len(tokenizer):,} tokens)",
+            "tokenizer": f"{counting.source} ({tokenizer.get_vocab_size(with_added_tokens=True):,} tokens)",
             "gpu_hours_estimate": md_table(
                 ["GPU", f"hours for {settings.num_train_epochs:g} epochs", "throughput from"],
                 [(gpu, round(hours, 2), source) for gpu, hours, source in training_hours(stats.total, settings.num_train_epochs)],

@@ -7,7 +7,6 @@ and facts for lineage (ids, revisions or content hashes, architecture, size).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -21,9 +20,9 @@ from transformers import AutoConfig, AutoTokenizer
 from blogtune_assets.core import qwen3_shape
 from blogtune_assets.core.manifest import MANIFEST
 from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
-from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir
-from blogtune_assets.core.tiny_model import build_key, build_tiny_model, build_tiny_tokenizer
 from blogtune_assets.core.profiles import SAMPLE_BLOG, Profile
+from blogtune_assets.core.tiny_model import build_key, build_tiny_model
+from blogtune_assets.core.tokenizer_source import folder_hash, tiny_tokenizer_dir
 
 # What a base needs, and nothing that runs code: weights only as safetensors.
 HUB_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
@@ -68,17 +67,6 @@ def require_safetensors(folder: Path, model_id: str) -> None:
         f"convert it (save_pretrained(..., safe_serialization=True)) or set BLOGTUNE_BASE_MODEL / "
         f"BLOGTUNE_MERGE_BASE_MODEL to a model that ships safetensors."
     )
-
-
-def folder_hash(folder: Path, names: tuple[str, ...] = ()) -> str:
-    """A content hash of the folder's files (only those named, if names are given)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and (not names or p.name in names)):
-        digest.update(path.name.encode())
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def describe(folder: Path) -> dict:
@@ -154,17 +142,6 @@ def resolve_base(profile: Profile, out_dir: Path, train_id: str | None = None, m
     return manifest
 
 
-def tiny_tokenizer_dir(log=print) -> Path:
-    """The tiny base's tokenizer, built and cached before (and without) its model."""
-    cached = cache_root() / "tiny_tokenizer" / build_key(SAMPLE_BLOG)
-    if not (cached / "tokenizer.json").is_file():
-        staging = staging_beside(cached)
-        build_tiny_tokenizer(SAMPLE_BLOG).save_pretrained(staging)
-        publish(staging, cached)
-        log(f"tiny tokenizer trained into {cached}")
-    return cached
-
-
 def _build_tiny(out_dir: Path, log) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir(log), trust_remote_code=False)
     return build_tiny_model(SAMPLE_BLOG, out_dir, tokenizer, log=log)
@@ -176,15 +153,12 @@ class EmbeddedBuild:
 
     model_id: str
     key: Callable[[], str]  # changes only when what gets built changes
-    tokenizer: Callable[[Callable], Path]  # (log) -> folder; needs no weights
     build: Callable[[Path, Callable], dict]  # (out_dir, log) -> stats
 
 
 EMBEDDED_BUILDS = {
-    "tiny": EmbeddedBuild("blogtune/tiny-qwen3", lambda: build_key(SAMPLE_BLOG), tiny_tokenizer_dir, _build_tiny),
-    "qwen3-shape": EmbeddedBuild(
-        "blogtune/qwen3-shape", qwen3_shape.build_key, qwen3_tokenizer_dir, qwen3_shape.build_qwen3_shape_model
-    ),
+    "tiny": EmbeddedBuild("blogtune/tiny-qwen3", lambda: build_key(SAMPLE_BLOG), _build_tiny),
+    "qwen3-shape": EmbeddedBuild("blogtune/qwen3-shape", qwen3_shape.build_key, qwen3_shape.build_qwen3_shape_model),
 }
 
 
@@ -210,50 +184,3 @@ def _embedded_via_cache(name: str, key: str, model_dir: Path, build: Callable, l
     (staging / "stats.json").write_text(json.dumps(stats))
     publish(staging, cached)
     return stats
-
-
-@dataclass(frozen=True)
-class CountingTokenizer:
-    folder: Path
-    source: str  # where it came from, for the metadata
-    revision: str  # changes when the tokenizer does: earlier token counts are reused only under the same one
-
-
-def counting_tokenizer(profile: Profile, base_override: str = "", log=print) -> CountingTokenizer:
-    """The tokenizer the model will train with, found without downloading or building any weights.
-
-    sft_dataset counts tokens with it, so a person sees what their blog costs before any base is fetched.
-    Offline, Qwen3's own tokenizer stands in for the hub's, for the profile's own Qwen3 base only.
-    """
-    if profile.embedded:
-        folder, source = EMBEDDED_BUILDS[profile.embedded_base].tokenizer(log), f"the embedded {profile.embedded_base} base's"
-    else:
-        model_id = base_override or profile.base_model_id
-        folder, source = _hub_tokenizer(model_id), f"{model_id}'s, through the Hugging Face cache"
-        if folder is None and not base_override:
-            folder, source = qwen3_tokenizer_dir(log), "Qwen3's, built offline from llama.cpp's vocabulary (the hub is unreachable)"
-        if folder is None:
-            raise BaseModelUnavailable(
-                f"no tokenizer for '{model_id}': it is not in the Hugging Face cache and the hub cannot be reached, "
-                f"and sft_dataset counts tokens with the base's tokenizer. Download it where there is network "
-                f"(`hf download {model_id}`) with the same HF_HOME, or set BLOGTUNE_BASE_MODEL to a local folder."
-            )
-    return CountingTokenizer(folder, source, folder_hash(folder, TOKENIZER_FILES))
-
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
-
-
-def _hub_tokenizer(model_id: str) -> Path | None:
-    """The base's tokenizer files only (a few MB, never weights): a local folder, the cache, or the hub."""
-    local = Path(model_id).expanduser()
-    if local.is_dir():
-        return local
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    try:
-        return Path(snapshot_download(model_id, allow_patterns=list(TOKENIZER_FILES)))
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError):
-        return None
-

@@ -59,12 +59,16 @@ def plain_tokenizer(backend: Tokenizer) -> Tokenizer:
 
 
 class ChatEncoder:
-    """One tokenizer's encoder for the training format; build it once (it copies the vocabulary)."""
+    """One tokenizer's encoder for the training format; build it once.
 
-    def __init__(self, tokenizer):
-        self._plain = plain_tokenizer(tokenizer.backend_tokenizer)
-        self._markup = {m: tokenizer(m, add_special_tokens=False)["input_ids"] for m in (PROMPT_OPEN, PROMPT_CLOSE, THINKING, TURN_END)}
-        self.im_end_id = tokenizer.convert_tokens_to_ids(IM_END)
+    It takes the fast tokenizer itself (a transformers tokenizer's `backend_tokenizer`, or one loaded from
+    tokenizer.json), so counting tokens needs `tokenizers` alone and sft_dataset's step never imports
+    transformers or torch."""
+
+    def __init__(self, backend: Tokenizer):
+        self._plain = plain_tokenizer(backend)
+        self._markup = {m: backend.encode(m, add_special_tokens=False).ids for m in (PROMPT_OPEN, PROMPT_CLOSE, THINKING, TURN_END)}
+        self.im_end_id = backend.token_to_id(IM_END)
 
     def plain_ids(self, text: str) -> list[int]:
         return self._plain.encode(text, add_special_tokens=False).ids

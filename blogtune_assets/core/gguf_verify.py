@@ -270,7 +270,7 @@ def measure_gguf(intermediate: Path, q4: Path, tokenizer, evals: list[dict], tra
     """What gguf_q4km reports of its two files, run in llama.cpp: perplexity of each on eval conversations, the
     Q4_K_M's stop statistics after whole posts, and sample posts sampled as the Modelfile samples them."""
     # Encoded as training encodes them: post text that quotes control tokens stays text.
-    encoder = ChatEncoder(tokenizer)
+    encoder = ChatEncoder(tokenizer.backend_tokenizer)
     token_lists = [encoder.encode_messages(e["conversations"]).input_ids for e in evals[:PERPLEXITY_TEXTS]]
     perplexities = []
     for path in (intermediate, q4):

@@ -131,7 +131,7 @@ def merge_adapter(
     model = PeftModel.from_pretrained(base, adapter_dir)
     model.eval()
 
-    encoder = ChatEncoder(tokenizer)  # once: it copies the vocabulary
+    encoder = ChatEncoder(tokenizer.backend_tokenizer)
     stop_prefixes = end_of_body_prefixes(encoder, stop_conversations, max_length)
 
     adapter_logits = logits_for(model, encoder, eval_conversations)

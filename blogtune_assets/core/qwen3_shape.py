@@ -71,7 +71,7 @@ def build_key() -> str:
 
 def pretraining_blocks(tokenizer, train_texts: list[str], train_pairs: list[tuple[str, str]]) -> torch.Tensor:
     """The train posts as documents and as training-format conversations, shuffled, in blocks."""
-    encoder = ChatEncoder(tokenizer)
+    encoder = ChatEncoder(tokenizer.backend_tokenizer)
     end_of_text = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
     documents = [encoder.plain_ids(text) + [end_of_text] for text in train_texts]
     documents += [encoder.encode(title, body).input_ids for title, body in train_pairs]

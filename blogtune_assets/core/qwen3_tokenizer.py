@@ -16,14 +16,16 @@ import tarfile
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenizers import Tokenizer
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
-from trl.chat_template_utils import qwen3_chat_template
 
 from blogtune_assets.core.code_version import code_version
 from blogtune_assets.core.environment import read
 from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
+
+if TYPE_CHECKING:  # finding the cached tokenizer (sft_dataset's step) needs neither; building it does
+    from transformers import PreTrainedTokenizerFast
 
 # What builds the tokenizer (trl supplies the chat template); a change to any of it rebuilds it.
 QWEN3_TOKENIZER_VERSION = code_version("blogtune_assets.core.qwen3_tokenizer", packages=("tokenizers", "transformers", "trl"))
@@ -93,6 +95,9 @@ def extract_vocab(sdist: Path, dest: Path) -> Path:
 
 def build_qwen3_tokenizer(vocab_gguf: Path) -> PreTrainedTokenizerFast:
     """Qwen3's tokenizer.json as the hub ships it, from the BPE in llama.cpp's vocabulary file."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from trl.chat_template_utils import qwen3_chat_template
+
     from_gguf = AutoTokenizer.from_pretrained(vocab_gguf.parent, gguf_file=vocab_gguf.name, trust_remote_code=False)
     spec = json.loads(from_gguf.backend_tokenizer.to_str())
     # The GGUF pads the vocabulary to 151,936 with "[PADn]" entries that would match post text; Qwen3 has none.

@@ -83,7 +83,7 @@ def example_key(title: str, body: str) -> str:
 
 
 def count_tokens(
-    tokenizer, conversations: list[dict], max_length: int, previous: Mapping[str, int] | None = None
+    encoder: ChatEncoder, conversations: list[dict], max_length: int, previous: Mapping[str, int] | None = None
 ) -> TokenStats:
     """Tokens of each example exactly as training encodes it (chat_tokens: markup, then plain text).
 
@@ -94,7 +94,7 @@ def count_tokens(
     pairs = [(c["conversations"][0]["content"], c["conversations"][1]["content"]) for c in conversations]
     keys = [example_key(title, body) for title, body in pairs]
     todo = [i for i, key in enumerate(keys) if key not in known]
-    lengths = ChatEncoder(tokenizer).lengths([pairs[i] for i in todo]) if todo else []
+    lengths = encoder.lengths([pairs[i] for i in todo]) if todo else []
     counted = dict(zip(todo, lengths))
     return TokenStats(tokens=[counted[i] if i in counted else known[key] for i, key in enumerate(keys)], max_length=max_length)
 

@@ -17,15 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from typing import TYPE_CHECKING
 
 from blogtune_assets.core import sft
 from blogtune_assets.core.cleaning import CLEANER_VERSION, clean_posts
 from blogtune_assets.core.code_version import code_version
 from blogtune_assets.core.jekyll import READER_VERSION, scan_site
 from blogtune_assets.core.tiny_tokenizer import ENDOFTEXT, IM_END, train_tokenizer
+
+if TYPE_CHECKING:  # build_key and the tokenizer's cache lookup (sft_dataset's step) need neither
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
 
 # What builds the tiny base: this code, the tokenizer's, the reading and cleaning of the posts it pretrains on,
 # and the libraries that compute it. A change to any of them rebuilds it; there is nothing to bump by hand.
@@ -63,6 +65,8 @@ class PretrainSettings:
 
 def qwen3_config(shape: TinyShape, tokenizer, vocab_size: int | None = None, bos_token_id: int | None = None) -> Qwen3Config:
     """vocab_size defaults to the tokenizer's; Qwen3-4B pads its embedding to 151,936 rows."""
+    from transformers import Qwen3Config
+
     return Qwen3Config(
         vocab_size=vocab_size or len(tokenizer),
         hidden_size=shape.hidden_size,
@@ -104,6 +108,8 @@ def build_key(site_dir: Path, shape: TinyShape = TinyShape(), settings: Pretrain
 
 def blocks_of(documents: list[list[int]], block_size: int) -> torch.Tensor:
     """Tokenized documents, concatenated and cut into rows of block_size (the tail is dropped)."""
+    import torch
+
     ids = [token for doc in documents for token in doc]
     n = len(ids) // block_size
     return torch.tensor(ids[: n * block_size], dtype=torch.long).view(n, block_size)
@@ -121,6 +127,8 @@ def pretrain(
     loss_of: Callable[[Qwen3ForCausalLM, torch.Tensor], torch.Tensor] = causal_lm_loss,
 ) -> list[float]:
     """A nanoGPT-style loop: AdamW, warmup then cosine decay, full parameters."""
+    import torch
+
     generator = torch.Generator().manual_seed(settings.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.1, betas=(0.9, 0.95))
     losses = []
@@ -164,6 +172,9 @@ def build_tiny_model(
     log=print,
 ) -> dict:
     """Initialise and pretrain the model for tokenizer, save both like a hub checkpoint."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
     random.seed(settings.seed)
     torch.manual_seed(settings.seed)
     _, train_texts, train_pairs = pretraining_texts(site_dir, settings.seed)

@@ -63,7 +63,7 @@ def load_sft_split(dataset_dir: Path, tokenizer, max_length: int) -> DatasetDict
     files = {"train": str(dataset_dir / "train.jsonl"), "eval": str(dataset_dir / "eval.jsonl")}
     if (dataset_dir / NEW_SPLIT).exists():  # a warm start's new examples (core/warm_start.py)
         files["new"] = str(dataset_dir / NEW_SPLIT)
-    encoder = ChatEncoder(tokenizer)
+    encoder = ChatEncoder(tokenizer.backend_tokenizer)
 
     def encode(row: dict) -> dict:
         encoded = encoder.encode_messages(row["conversations"])
