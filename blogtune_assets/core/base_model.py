@@ -19,7 +19,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from blogtune_assets.core import qwen3_shape
 from blogtune_assets.core.manifest import MANIFEST
-from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
+from blogtune_assets.core.machine_cache import build_once, cache_root
 from blogtune_assets.core.profiles import SAMPLE_BLOG, Profile
 from blogtune_assets.core.tiny_model import build_key, build_tiny_model
 from blogtune_assets.core.tokenizer_source import folder_hash, tiny_tokenizer_dir
@@ -174,13 +174,14 @@ def _embedded_via_cache(name: str, key: str, model_dir: Path, build: Callable, l
     (the tiny base pretrains for about a minute on 2 cores).
     """
     cached = cache_root() / f"{name.replace('-', '_')}_base" / key
-    if (cached / "stats.json").is_file():
-        shutil.copytree(cached / "model", model_dir)
-        log(f"embedded model {key} copied from {cached}")
-        return {**json.loads((cached / "stats.json").read_text()), "copied_from_machine_cache": True}
-    stats = build(model_dir, log)
-    staging = staging_beside(cached)
-    shutil.copytree(model_dir, staging / "model")
-    (staging / "stats.json").write_text(json.dumps(stats))
-    publish(staging, cached)
-    return stats
+
+    def build_into(staging: Path) -> None:
+        (staging / "stats.json").write_text(json.dumps(build(staging / "model", log)))
+
+    built = build_once(cached, "stats.json", build_into)
+    shutil.copytree(cached / "model", model_dir)
+    stats = json.loads((cached / "stats.json").read_text())
+    if built:
+        return stats
+    log(f"embedded model {key} copied from {cached}")
+    return {**stats, "copied_from_machine_cache": True}

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 
 from blogtune_assets.core.code_version import code_version
 from blogtune_assets.core.environment import read
-from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
+from blogtune_assets.core.machine_cache import build_once, cache_root
 
 if TYPE_CHECKING:  # finding the cached tokenizer (sft_dataset's step) needs neither; building it does
     from transformers import PreTrainedTokenizerFast
@@ -125,14 +125,14 @@ def qwen3_tokenizer_dir(log=print) -> Path:
     sdist = llama_cpp_sdist()
     key = hashlib.sha256(f"{QWEN3_TOKENIZER_VERSION}:{sdist.name}".encode()).hexdigest()[:16]
     cached = cache_root() / "qwen3_tokenizer" / key
-    if (cached / "tokenizer.json").is_file():
-        return cached
-    staging = staging_beside(cached)
-    with tempfile.TemporaryDirectory() as scratch:
-        vocab = extract_vocab(sdist, Path(scratch))
-        build_qwen3_tokenizer(vocab).save_pretrained(staging)
-        for name in (VOCAB_FILE, f"{VOCAB_FILE}.inp", f"{VOCAB_FILE}.out"):
-            shutil.copy(Path(scratch) / name, staging / name)  # llama.cpp's vocabulary and test vectors, for the tests
-    publish(staging, cached)
-    log(f"Qwen3 tokenizer built from {sdist.name} into {cached}")
+
+    def build(staging: Path) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            vocab = extract_vocab(sdist, Path(scratch))
+            build_qwen3_tokenizer(vocab).save_pretrained(staging)
+            for name in (VOCAB_FILE, f"{VOCAB_FILE}.inp", f"{VOCAB_FILE}.out"):
+                shutil.copy(Path(scratch) / name, staging / name)  # llama.cpp's vocabulary and test vectors, for the tests
+
+    if build_once(cached, "tokenizer.json", build):
+        log(f"Qwen3 tokenizer built from {sdist.name} into {cached}")
     return cached

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from blogtune_assets.core.machine_cache import cache_root, publish, staging_beside
+from blogtune_assets.core.machine_cache import build_once, cache_root
 from blogtune_assets.core.profiles import SAMPLE_BLOG, Profile
 from blogtune_assets.core.qwen3_tokenizer import qwen3_tokenizer_dir
 from blogtune_assets.core.tiny_model import build_key, build_tiny_tokenizer
@@ -51,10 +51,7 @@ def folder_hash(folder: Path, names: tuple[str, ...] = ()) -> str:
 def tiny_tokenizer_dir(log=print) -> Path:
     """The tiny base's tokenizer, built and cached before (and without) its model."""
     cached = cache_root() / "tiny_tokenizer" / build_key(SAMPLE_BLOG)
-    if not (cached / "tokenizer.json").is_file():
-        staging = staging_beside(cached)
-        build_tiny_tokenizer(SAMPLE_BLOG).save_pretrained(staging)
-        publish(staging, cached)
+    if build_once(cached, "tokenizer.json", lambda staging: build_tiny_tokenizer(SAMPLE_BLOG).save_pretrained(staging)):
         log(f"tiny tokenizer trained into {cached}")
     return cached
 
