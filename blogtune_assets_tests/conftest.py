@@ -18,9 +18,13 @@ MODEL_FIXTURES = frozenset({"tiny_base_home", "initialised_base", "trained", "de
 
 
 def pytest_collection_modifyitems(config, items):
+    # Under pytest-xdist (--dist loadgroup) a group runs on one worker. A group is a test module, so its
+    # module fixtures are built once, and the modules that use the demo's run (five minutes) are one group.
+    demo_modules = {item.module.__name__ for item in items if "demo_run" in getattr(item, "fixturenames", ())}
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group("demo_run" if item.module.__name__ in demo_modules else item.module.__name__))
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "jekyll-ai-blog"
 
