@@ -124,9 +124,8 @@ def _trained_in_full_on(digest: str, instance: dg.DagsterInstance, store) -> str
     metadata = event.asset_materialization.metadata if event else {}
     if "posts_digest" not in metadata or metadata["posts_digest"].value != digest:
         return None
-    try:
-        adapter, dataset = store.current("lora_adapter"), store.current("sft_dataset")
-    except FileNotFoundError:
+    adapter, dataset = store.current_or_none("lora_adapter"), store.current_or_none("sft_dataset")
+    if adapter is None or dataset is None:
         return None
     try:
         lineage = Lineage.read(adapter)
@@ -138,7 +137,5 @@ def _trained_in_full_on(digest: str, instance: dg.DagsterInstance, store) -> str
 
 
 def _published_version(store) -> str:
-    try:
-        return store.current("lora_adapter").name[:24]
-    except FileNotFoundError:
-        return "none"
+    adapter = store.current_or_none("lora_adapter")
+    return adapter.name[:24] if adapter else "none"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from blogtune_assets.core.artifacts import CURRENT, ArtifactNotFound
+from blogtune_assets.core.artifacts import CURRENT
 from blogtune_assets.core.gpu_cost import REFERENCE_TOKENS_PER_S
 from blogtune_assets.definitions import all_assets, all_checks
 from blogtune_assets.resources import from_env
@@ -110,10 +110,8 @@ def render(instance: dg.DagsterInstance, store) -> str:
 
 
 def _current(store, name: str) -> str:
-    try:
-        return str(store.current(name))
-    except ArtifactNotFound:
-        return "(no published version)"
+    folder = store.current_or_none(name)
+    return str(folder) if folder else "(no published version)"
 
 
 def main() -> None:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from blogtune_assets.core.artifacts import ArtifactStore
-from blogtune_assets.core.base_model import resolve_base
 from blogtune_assets.core.profiles import SAMPLE_BLOG, get_profile
 
 # Four steps of the tiny recipe at 256 tokens, a checkpoint every two: enough to see training, resuming and merging.
@@ -15,6 +15,15 @@ QUICK = dataclasses.replace(get_profile("tiny").train, max_steps=4, save_steps=2
 # A test that uses one of these builds or trains a model, or runs the whole graph: it is `slow`, which
 # `make test-fast` leaves out (pytest_collection_modifyitems below marks it; CI runs everything).
 MODEL_FIXTURES = frozenset({"tiny_base_home", "initialised_base", "trained", "demo_run"})
+
+
+def pytest_configure(config):
+    # Under pytest-xdist each worker, and every process it starts (Dagster steps, torchrun ranks), computes on its
+    # share of the cores. This runs before any test module imports torch: two workers each running torch's
+    # threads on every core spin against each other (the demo's training took 2.5x the CPU time it takes alone).
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -101,6 +110,8 @@ def shared_corpus_site(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_base_home(tmp_path_factory) -> Path:
     """A BLOGTUNE_HOME holding the embedded tiny base, built once per session (about a minute)."""
+    from blogtune_assets.core.base_model import resolve_base
+
     home = tmp_path_factory.mktemp("tiny_base_home")
     store = ArtifactStore(home)
     with store.new_version("base_model") as folder:

@@ -48,6 +48,14 @@ def test_missing_artifact_says_what_to_do(tmp_path):
         ArtifactStore(tmp_path).current("nothing")
 
 
+def test_current_or_none_is_none_only_before_the_first_publish(tmp_path):
+    store = ArtifactStore(tmp_path)
+    assert store.current_or_none("lora_adapter") is None
+    with store.new_version("lora_adapter") as folder:
+        (folder / "adapter_config.json").write_text("{}")
+    assert store.current_or_none("lora_adapter") == store.current("lora_adapter")
+
+
 WRITER = """
 import sys, time
 from pathlib import Path

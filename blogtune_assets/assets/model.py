@@ -152,7 +152,7 @@ def lora_adapter(
     memory = _estimate_memory(context, train_base, settings, device)
     store = artifacts.store
     identity = adapter_identity(manifest, settings)
-    parent = _published(store, "lora_adapter")
+    parent = store.current_or_none("lora_adapter")
     refused = why_not_warm(parent, identity) if config.training_mode == "warm" else None
     plan = plan_warm_start(parent, sft_dataset, settings) if config.training_mode == "warm" and not refused else None
     if plan is not None and plan.forgotten and retrain.full_retrain_on_delete:
@@ -263,13 +263,6 @@ def _estimate_memory(context: dg.AssetExecutionContext, train_base: Path, settin
         return None
     context.log.info(f"estimated peak {device.kind} memory per process: {memory.total_gb:.1f} GB {memory.as_dict()}")
     return memory
-
-
-def _published(store, asset: str) -> Path | None:
-    try:
-        return store.current(asset)
-    except FileNotFoundError:
-        return None
 
 
 def _lineage_metadata(asked: str, refused: str | None, plan, lineage: Lineage) -> dict:

@@ -73,6 +73,13 @@ class ArtifactStore:
             )
         return link.resolve()
 
+    def current_or_none(self, asset: str) -> Path | None:
+        """The published version, or None before the first: for callers to whom "none yet" is an answer."""
+        try:
+            return self.current(asset)
+        except ArtifactNotFound:
+            return None
+
     def versions(self, asset: str) -> list[Path]:
         root = self.asset_dir(asset)
         if not root.exists():
