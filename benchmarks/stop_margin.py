@@ -28,7 +28,7 @@ def run(seeds: list[int], recipes: list[dict], work: Path, pretrain_steps: int |
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from blogtune_assets.core import sft
-    from blogtune_assets.core.base_model import tiny_tokenizer_dir
+    from blogtune_assets.core.tokenizer_source import tiny_tokenizer_dir
     from blogtune_assets.core.chat_tokens import ChatEncoder
     from blogtune_assets.core.cleaning import clean_posts
     from blogtune_assets.core.device import Device

@@ -26,6 +26,7 @@ def pytest_configure(config):
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks this adds
 def pytest_collection_modifyitems(config, items):
     # Under pytest-xdist (--dist loadgroup) a group runs on one worker. A group is a test module, so its
     # module fixtures are built once, and the modules that use the demo's run (five minutes) are one group.

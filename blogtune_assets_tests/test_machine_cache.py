@@ -39,3 +39,12 @@ def test_a_failed_build_leaves_nothing_and_the_next_call_builds(tmp_path: Path):
         build_once(cached, "tokenizer.json", broken)
     assert not cached.exists() and [p.name for p in cached.parent.iterdir() if not p.name.endswith(".lock")] == []
     assert build_once(cached, "tokenizer.json", lambda staging: (staging / "tokenizer.json").write_text("{}"))
+
+
+def test_what_a_killed_build_left_is_removed_and_the_key_is_built(tmp_path: Path):
+    # SIGKILL skips cleanup: a half-built staging folder, and a key folder that never got its marker.
+    cached = tmp_path / "qwen3_shape_base" / "key"
+    (tmp_path / "qwen3_shape_base" / ".tmp-key-0123456789ab").mkdir(parents=True)
+    (cached / "model").mkdir(parents=True)
+    assert build_once(cached, "stats.json", lambda staging: (staging / "stats.json").write_text("{}"))
+    assert sorted(p.name for p in cached.parent.iterdir()) == [".key.lock", "key"] and (cached / "stats.json").is_file()

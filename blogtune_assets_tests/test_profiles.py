@@ -127,6 +127,16 @@ def test_hub_model_that_cannot_be_fetched_is_a_clear_error(tmp_path, monkeypatch
         resolve_base(get_profile("qwen3-4b"), tmp_path / "out")
 
 
+def test_a_local_base_without_a_fast_tokenizer_is_a_clear_error(tmp_path):
+    # sft_dataset counts with tokenizer.json through `tokenizers` alone; a folder with only a slow tokenizer's files
+    # is named, with the command that writes the fast one.
+    from blogtune_assets.core.tokenizer_source import TokenizerUnavailable, counting_tokenizer
+
+    (tmp_path / "vocab.json").write_text("{}")
+    with pytest.raises(TokenizerUnavailable, match=r"no tokenizer.json.*vocab.json.*save_pretrained"):
+        counting_tokenizer(get_profile("qwen3-4b"), base_override=str(tmp_path))
+
+
 def test_every_recipe_setting_but_the_split_and_targets_can_be_overridden_per_run():
     import dataclasses
 

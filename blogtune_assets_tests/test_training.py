@@ -57,7 +57,7 @@ RESUME_TOLERANCE = 1e-6
 
 @pytest.fixture(scope="module")
 def initialised_base(tmp_path_factory) -> Path:
-    from blogtune_assets.core.base_model import tiny_tokenizer_dir
+    from blogtune_assets.core.tokenizer_source import tiny_tokenizer_dir
     from blogtune_assets.core.tiny_model import TinyShape, qwen3_config
 
     folder = tmp_path_factory.mktemp("initialised_base")

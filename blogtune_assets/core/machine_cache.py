@@ -16,25 +16,14 @@ def cache_root() -> Path:
     return read("BLOGTUNE_CACHE")
 
 
-def staging_beside(cached: Path) -> Path:
-    """A private folder to build into; published whole by publish(), so no reader sees half of it."""
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    return cached.parent / f".tmp-{uuid.uuid4().hex[:12]}"
-
-
-def publish(staging: Path, cached: Path) -> None:
-    try:
-        os.replace(staging, cached)
-    except OSError:  # another process cached the same build first
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def build_once(cached: Path, marker: str, build: Callable[[Path], None]) -> bool:
     """Make `cached` by build(staging) unless it already holds `marker`; True if this call built it.
 
     One process at a time builds a key (a lock file beside it, released by the kernel even on SIGKILL): a
     second one that wants the same build, a parallel test worker or another run's base_model step, waits
-    and then finds it, instead of spending the same minute of CPU again."""
+    and then finds it, instead of spending the same minute of CPU again. A build is made in a private
+    folder and renamed into place whole, so no reader sees half of one; what a killed builder left, the
+    next builder of that key removes."""
     if (cached / marker).is_file():
         return False
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -42,12 +31,14 @@ def build_once(cached: Path, marker: str, build: Callable[[Path], None]) -> bool
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (cached / marker).is_file():
             return False
-        staging = staging_beside(cached)
+        for leftover in [*cached.parent.glob(f".tmp-{cached.name}-*"), *([cached] if cached.exists() else [])]:
+            shutil.rmtree(leftover, ignore_errors=True)  # a killed build's folder, or a key without its marker
+        staging = cached.parent / f".tmp-{cached.name}-{uuid.uuid4().hex[:12]}"
         staging.mkdir()
         try:
             build(staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        publish(staging, cached)
+        os.replace(staging, cached)
     return True

@@ -78,6 +78,12 @@ def counting_tokenizer(profile: Profile, base_override: str = "", log=print) -> 
                 f"and sft_dataset counts tokens with the base's tokenizer. Download it where there is network "
                 f"(`hf download {model_id}`) with the same HF_HOME, or set BLOGTUNE_BASE_MODEL to a local folder."
             )
+    if not (folder / "tokenizer.json").is_file():
+        raise TokenizerUnavailable(
+            f"{folder} has no tokenizer.json, the fast tokenizer sft_dataset counts with (it holds only "
+            f"{', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}). Save the base's tokenizer with "
+            f"transformers (`AutoTokenizer.from_pretrained(folder).save_pretrained(folder)` writes it)."
+        )
     return CountingTokenizer(folder, source, folder_hash(folder, TOKENIZER_FILES))
 
 
