@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import traceback
 from pathlib import Path
 
 import pytest
@@ -64,17 +65,41 @@ LONG_BODY = (
 
 
 @pytest.fixture(autouse=True)
-def _no_dagster_instance_leaks_between_tests():
-    """Each test starts with no Dagster defs-state storage in context.
+def _no_dagster_instance_leaks_between_tests(monkeypatch):
+    """Each test starts with no Dagster defs-state storage in context, and leaves no instance open.
 
-    Dagster keeps the storage of the latest instance in a ContextVar; a test instance that is
+    Dagster keeps the storage of the latest instance entered in a ContextVar. A test instance that is
     disposed out of order (or deleted with its temp folder) can stay there, and the next test's
     `materialize` then fails on a deleted sqlite file or a collected instance, depending on order.
+    An instance entered and never exited is worse: a schedule or asset context built outside a `with`
+    enters one of its own, and the garbage collector exits it at some later moment, inside another
+    test, putting back a storage whose instance is gone. That failed CI once, in a test that does
+    nothing wrong, so each test is checked for instances it left open, by where they were entered.
     """
+    import dagster as dg
     from dagster._core.storage.defs_state.base import set_defs_state_storage
 
+    left_open: dict[int, str] = {}
+    enter, exit_ = dg.DagsterInstance.__enter__, dg.DagsterInstance.__exit__
+
+    def entering(instance):
+        stack = reversed(traceback.extract_stack()[:-1])
+        here = (f"{Path(f.filename).name}:{f.lineno}" for f in stack if "_tests" in f.filename)
+        left_open[id(instance)] = next(here, "outside the tests")
+        return enter(instance)
+
+    def exiting(instance, *exc_info):
+        left_open.pop(id(instance), None)
+        return exit_(instance, *exc_info)
+
+    monkeypatch.setattr(dg.DagsterInstance, "__enter__", entering)
+    monkeypatch.setattr(dg.DagsterInstance, "__exit__", exiting)
     with set_defs_state_storage(None):
         yield
+    assert not left_open, (
+        f"Dagster instances entered at {sorted(set(left_open.values()))} were left open: build schedule, "
+        "sensor and asset contexts in a `with` block (`with dg.build_schedule_context(...) as context:`)"
+    )
 
 
 @pytest.fixture
@@ -205,3 +230,4 @@ def materialize_data(site, home, monkeypatch, instance=None) -> dict[str, dict]:
         for m in result.get_asset_materialization_events()
         for m in [m.event_specific_data.materialization]
     }
+

@@ -138,43 +138,46 @@ def test_a_run_in_progress_is_not_duplicated(instance, blog):
 
 
 @pytest.mark.slow
-def test_schedule_retrains_unless_the_adapter_was_trained_in_full_on_the_posts_there_are(sample_blog_copy, home, tmp_path, monkeypatch):
-    # In tmp_path, which outlives the test: a self-deleting test instance leaves Dagster's
-    # context-wide defs-state storage pointing into a removed folder for the next test.
-    (tmp_path / "dagster_home").mkdir()
+def test_schedule_retrains_unless_the_adapter_was_trained_in_full_on_the_posts_there_are(sample_blog_copy, home, monkeypatch):
     store = ArtifactStore(home)
 
     def publish_adapter(mode: str, learned: list[str]) -> None:
         with store.new_version("lora_adapter") as folder:
             Lineage(mode, "", {}, learned, cumulative_steps=1).write(folder)
 
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
-        context = lambda: dg.build_schedule_context(  # noqa: E731
-            instance=instance,
-            resources={"blog": BlogSource(blog_dir=str(sample_blog_copy)), "artifacts": ArtifactHome(home=str(home))},
-            scheduled_execution_time=datetime(2026, 12, 6, 3, tzinfo=timezone.utc),
-        )
-        assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)  # never trained
+    with dg.instance_for_test() as instance:
+
+        def weekly_tick():
+            # The context opens its own instance from the ref: outside a `with` it stays open until the
+            # garbage collector closes it, mid-way through a later test (see conftest's leak check).
+            with dg.build_schedule_context(
+                instance=instance,
+                resources={"blog": BlogSource(blog_dir=str(sample_blog_copy)), "artifacts": ArtifactHome(home=str(home))},
+                scheduled_execution_time=datetime(2026, 12, 6, 3, tzinfo=timezone.utc),
+            ) as context:
+                return weekly_retrain_schedule(context)
+
+        assert isinstance(weekly_tick(), dg.RunRequest)  # never trained
 
         materialize_data(sample_blog_copy, home, monkeypatch, instance)
-        assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)  # the data is built, no adapter yet
+        assert isinstance(weekly_tick(), dg.RunRequest)  # the data is built, no adapter yet
         learned = sorted(train_example_keys(store.current("sft_dataset")))
         # Posts unchanged, but the published adapter was warm-started: the week's full retrain still runs.
         publish_adapter("warm", learned)
-        assert weekly_retrain_schedule(context()).run_config == training_mode_config("full")
+        assert weekly_tick().run_config == training_mode_config("full")
         # Trained in full, but on an older dataset (a post missing): still runs.
         publish_adapter("full", learned[1:])
-        assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)
+        assert isinstance(weekly_tick(), dg.RunRequest)
         publish_adapter("full", learned)
-        skipped = weekly_retrain_schedule(context())
+        skipped = weekly_tick()
         assert isinstance(skipped, dg.SkipReason) and "unchanged since sft_dataset" in skipped.skip_message
         with store.new_version("lora_adapter") as folder:
             (folder / "lineage.json").write_text('{"training_mode": "full"}')  # another format: retrain, do not crash
-        assert isinstance(weekly_retrain_schedule(context()), dg.RunRequest)
+        assert isinstance(weekly_tick(), dg.RunRequest)
         publish_adapter("full", learned)
 
         write_post(sample_blog_copy, *NEW_POST)
-        request = weekly_retrain_schedule(context())
+        request = weekly_tick()
         assert isinstance(request, dg.RunRequest) and request.tags["blogtune/trigger"] == "schedule"
         assert request.run_key.startswith("weekly-2026-W49-")  # a failed week does not block the next
         assert request.run_config == training_mode_config("full")  # the schedule never warm-starts
