@@ -22,7 +22,7 @@ from blogtune_assets.core.manifest import MANIFEST
 from blogtune_assets.core.machine_cache import build_once, cache_root
 from blogtune_assets.core.profiles import SAMPLE_BLOG, Profile
 from blogtune_assets.core.tiny_model import build_key, build_tiny_model
-from blogtune_assets.core.tokenizer_source import folder_hash, tiny_tokenizer_dir
+from blogtune_assets.core.tokenizer_source import EMBEDDED_TOKENIZERS, folder_hash, tiny_tokenizer_dir
 
 # What a base needs, and nothing that runs code: weights only as safetensors.
 HUB_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
@@ -160,6 +160,9 @@ EMBEDDED_BUILDS = {
     "tiny": EmbeddedBuild("blogtune/tiny-qwen3", lambda: build_key(SAMPLE_BLOG), _build_tiny),
     "qwen3-shape": EmbeddedBuild("blogtune/qwen3-shape", qwen3_shape.build_key, qwen3_shape.build_qwen3_shape_model),
 }
+# The tokenizers are listed apart, in tokenizer_source, so sft_dataset counts tokens without importing this
+# module (torch, transformers); an embedded base added to one list and not the other fails here, on import.
+assert EMBEDDED_BUILDS.keys() == EMBEDDED_TOKENIZERS.keys(), "each embedded base needs a build and a tokenizer"
 
 
 def embedded_build_key(profile: Profile) -> str | None:
