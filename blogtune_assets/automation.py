@@ -51,7 +51,8 @@ def _run_in_progress(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
 )
 def new_posts_sensor(context: dg.SensorEvaluationContext, blog: BlogSource, artifacts: ArtifactHome, retrain: RetrainPolicy):
     try:
-        trained = BlogSnapshot.read(artifacts.store.current("raw_posts"))
+        published = artifacts.store.current("raw_posts")
+        trained = BlogSnapshot.read(published)
     except (ArtifactNotFound, FileNotFoundError):
         return dg.SkipReason("nothing materialized yet: materialize the graph once; new posts retrain it after that")
     # The cursor holds a digest and two times, whatever the blog's size, and lives in Dagster's storage,
@@ -81,7 +82,9 @@ def new_posts_sensor(context: dg.SensorEvaluationContext, blog: BlogSource, arti
     mode = "full" if changes.deleted and retrain.full_retrain_on_delete else "warm"
     tags = {"blogtune/trigger": "new_posts", "blogtune/posts_digest": now.digest[:16], "blogtune/training_mode": mode}
     return dg.RunRequest(
-        run_key=f"posts-{now.digest[:16]}",
+        # Dagster launches a run key once, ever: the published raw_posts version in it lets a blog that returns to
+        # an earlier state (a post added, removed, added back) train again, while repeated ticks still launch one run.
+        run_key=f"posts-{now.digest[:16]}-{published.name}",
         run_config=training_mode_config(mode),
         # A warm start the guard rejects fails the run (a blocking check): run retries (deploy/k8s) must not train it
         # again for the same verdict. A warm run lost with its node is not retried either; the weekly full run learns its posts.

@@ -75,6 +75,24 @@ def test_new_post_launches_one_retraining_run_keyed_by_the_posts_state(instance,
     assert first.tags["dagster/retry_on_asset_or_op_failure"] == "false"
 
 
+def test_a_state_the_blog_returns_to_is_trained_again(instance, blog):
+    # Dagster never launches a run key twice: keyed by the posts' state alone, the post added back was never trained.
+    site, resources = blog
+
+    def tick_then_run():
+        request, _ = tick(instance, resources)
+        assert dg.materialize([raw_posts], resources=resources, instance=instance).success  # what the run reads first
+        return request
+
+    new_post = write_post(site, *NEW_POST)
+    added = tick_then_run()
+    new_post.unlink()
+    tick_then_run()
+    write_post(site, *NEW_POST)
+    added_back = tick_then_run()
+    assert isinstance(added_back, dg.RunRequest) and added_back.run_key != added.run_key
+
+
 def test_a_deleted_post_asks_for_a_full_retrain_only_when_the_person_set_that(instance, blog):
     site, resources = blog
     next((site / "_posts" / "en").glob("*.md")).unlink()
