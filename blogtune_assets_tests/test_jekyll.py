@@ -1,10 +1,13 @@
+import os
+import signal
 from datetime import date
 
 import polars as pl
 import pytest
 
 from blogtune_assets.core.cleaning import clean_posts
-from blogtune_assets.core.jekyll import scan_site, slug_title
+from blogtune_assets.core.blog_state import take_snapshot
+from blogtune_assets.core.jekyll import IGNORED_BY_JEKYLL, scan_site, slug_title
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
 
 
@@ -209,3 +212,59 @@ def test_language_detection_takes_linear_time_on_pathological_text():
         started = time.perf_counter()
         detect_language("Words of a post in English, long enough to judge. " + unit * 1_000_000)
         assert time.perf_counter() - started < 5, unit  # a scan to the end at each opener took minutes
+
+
+def test_what_jekyll_does_not_publish_is_listed_not_read(site):
+    """Drafts in _posts/_drafts/, a trash folder, an editor's lock file and backups: Jekyll skips them, so must blogtune."""
+    write_post(site, "en/2024-01-05-normal.md", post_text("Normal", LONG_BODY))
+    ignored = [
+        "_drafts/2024-06-01-half-written.md",
+        ".obsidian-trash/2023-03-01-deleted.md",
+        "en/.git-stash/2023-04-01-old.md",
+        "en/.#2024-01-05-normal.md",
+        "en/2024-01-05-normal.md~",
+        "en/#2024-01-05-normal.md#",
+    ]
+    for rel in ignored:
+        write_post(site, rel, post_text("Not published", LONG_BODY))
+    write_post(site, "en/_notes/2024-02-01-published.md", post_text("Published", LONG_BODY))  # Jekyll reads this one
+    scan = scan_site(site)
+    assert scan.posts["path"].to_list() == ["_posts/en/2024-01-05-normal.md", "_posts/en/_notes/2024-02-01-published.md"]
+    assert scan.files_found == 2 and scan.rejected.height == 0
+    assert dict(scan.not_posts.iter_rows()) == {f"_posts/{rel}": IGNORED_BY_JEKYLL for rel in ignored}
+
+
+def test_one_digit_months_and_days_are_posts_as_in_jekyll(site):
+    write_post(site, "en/2024-1-5-one-digit.md", post_text("One digit", LONG_BODY))
+    (post,) = scan_site(site).posts.iter_rows(named=True)
+    assert post["date"] == date(2024, 1, 5) and post["slug"] == "one-digit"
+
+
+def test_frontmatter_closed_with_dots_is_frontmatter(site):
+    write_post(site, "en/2024-02-01-dots.md", "---\ntitle: Dots\npublished: false\n...\n" + LONG_BODY)
+    write_post(site, "en/2024-02-02-dashes.md", "---\ntitle: Dashes\n---\n" + LONG_BODY + "\n...\nafter a YAML end marker\n")
+    posts = {row["slug"]: row for row in scan_site(site).posts.iter_rows(named=True)}
+    assert posts["dots"]["title"] == "Dots" and posts["dots"]["body"] == LONG_BODY
+    assert '"published": false' in posts["dots"]["frontmatter"]
+    assert posts["dashes"]["title"] == "Dashes" and posts["dashes"]["body"].endswith("after a YAML end marker")
+
+
+def test_a_named_pipe_is_rejected_not_waited_on(site):
+    write_post(site, "en/2024-01-05-normal.md", post_text("Normal", LONG_BODY))
+    os.mkfifo(site / "_posts" / "en" / "2024-01-06-pipe.md")
+
+    class Hung(Exception):  # not TimeoutError: that is an OSError, which the scan records as "unreadable" and goes on
+        pass
+
+    def hung(*_):
+        raise Hung("opened the named pipe and waited for a writer")
+
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        scan = scan_site(site)
+        snapshot = take_snapshot(site)
+    finally:
+        signal.alarm(0)
+    assert scan.rejected.rows() == [("_posts/en/2024-01-06-pipe.md", "not a regular file (a named pipe, socket or device): not read", "")]
+    assert len(snapshot.files) == 2

@@ -10,9 +10,11 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from stat import S_ISREG
 
 import frontmatter
 import polars as pl
@@ -27,8 +29,12 @@ HTML_SUFFIXES = (".html", ".htm")
 POST_SUFFIXES = MARKDOWN_SUFFIXES + HTML_SUFFIXES
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".avif", ".bmp", ".ico")
 DATA_SUFFIXES = (".json", ".yml", ".yaml", ".csv", ".tsv", ".xml", ".toml")
-# Jekyll only publishes files named YYYY-MM-DD-slug.ext.
-POST_NAME = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})-(?P<slug>.+)$")
+# Jekyll only publishes files named YYYY-MM-DD-slug.ext; its DATE_FILENAME_MATCHER takes one-digit months and days.
+POST_NAME = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})-(?P<slug>.+)$")
+# Jekyll's YAML_FRONT_MATTER_REGEXP: `---` opens the frontmatter, and `---` or `...` closes it (python-frontmatter
+# knows only dashes, and read a `...`-closed block as body text).
+JEKYLL_FRONTMATTER = re.compile(r"\A---[ \t]*\n(?P<head>.*?\n?)^(?P<close>---|\.\.\.)[ \t]*$\n?", re.MULTILINE | re.DOTALL)
+IGNORED_BY_JEKYLL = "ignored by Jekyll: a hidden (.), special (_ # ~) or backup (~) name is not published"
 # A folder right under _posts/ named like a language code ("en", "zh", "pt-BR").
 LANGUAGE_DIR = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?$")
 UNKNOWN_LANGUAGE = "unknown"
@@ -85,16 +91,33 @@ def find_post_files(site_dir: Path) -> list[Path]:
     return [Path(path) for path in walk_posts_dir(site_dir)[0]]
 
 
-def not_a_post_reason(path: str | Path) -> str:
+def ignored_by_jekyll(parts: Sequence[str]) -> bool:
+    """Whether Jekyll's reader skips the file at these path components under _posts/, whatever its extension.
+
+    Ruby's Dir["**/*"] never lists a dot-file or enters a dot-folder, and EntryFilter#special? and #backup? drop a
+    path or file name starting with _ # ~ or ending with ~: drafts kept in _posts/_drafts/, an editor's lock file
+    (.#post.md), a trash folder and post.md~ backups are not published, so they are not trained on either.
+    """
+    name = parts[-1]
+    return any(part.startswith(".") for part in parts) or parts[0][:1] in ("_", "#", "~") or name[:1] in ("_", "#", "~") or name.endswith("~")
+
+
+def _under_posts(posts_dir: str, path: str) -> list[str]:
+    return path[len(posts_dir) + 1 :].split(os.sep)
+
+
+def not_a_post_reason(path: str, posts_dir: str) -> str:
+    if ignored_by_jekyll(_under_posts(posts_dir, path)):
+        return IGNORED_BY_JEKYLL
     suffix = Path(path).suffix.lower()
     kind = "image" if suffix in IMAGE_SUFFIXES else "data file" if suffix in DATA_SUFFIXES else f"{suffix or 'extensionless'} file"
     return f"{kind}: not a post format blogtune reads ({', '.join(POST_SUFFIXES)})"
 
 
 def walk_posts_dir(site_dir: Path) -> tuple[list[str], list[str]]:
-    """(post files, other files) under _posts/, as paths. Post files are those with a post extension (POST_SUFFIXES),
-    plus each symlink there that leads out of the blog (listed so that scan_site rejects it with its
-    reason, never read or descended into).
+    """(post files, other files) under _posts/, as paths. Post files are those with a post extension (POST_SUFFIXES)
+    that Jekyll would read (ignored_by_jekyll), plus each symlink there that leads out of the blog (listed so that
+    scan_site rejects it with its reason, never read or descended into).
 
     Strings, not Path objects: every sensor tick walks the blog, and building a Path per file was half
     of a tick at 21,434 posts (benchmarks/sensor_tick.py).
@@ -111,6 +134,7 @@ def walk_posts_dir(site_dir: Path) -> tuple[list[str], list[str]]:
     if not posts_dir.is_dir():
         raise BlogNotFound(f"{site_dir} is not a Jekyll site: it has no _posts/ folder; {fix}")
     found, others, walked, pending = [], [], {_real(posts_dir)}, [posts_dir]
+    posts_root = str(posts_dir)
     while pending:
         with os.scandir(pending.pop()) as entries:
             for entry in entries:
@@ -119,8 +143,10 @@ def walk_posts_dir(site_dir: Path) -> tuple[list[str], list[str]]:
                     is_dir = entry.is_dir()
                 except OSError:  # a symlink loop: listed if named like a post, then rejected as unreadable
                     is_dir = False
-                if not is_dir and os.path.splitext(entry.name)[1].lower() not in POST_SUFFIXES:
-                    others.append(path)  # images, data files: not posts, but listed
+                if not is_dir and (
+                    os.path.splitext(entry.name)[1].lower() not in POST_SUFFIXES or ignored_by_jekyll(_under_posts(posts_root, path))
+                ):
+                    others.append(path)  # images, data files, what Jekyll skips: not posts, but listed
                     continue
                 if entry.is_symlink() and leads_outside(site_dir, path):
                     found.append(path)
@@ -164,11 +190,14 @@ def post_path(site_dir: Path, path: str | Path) -> str:
 
 
 def post_file_hash(site_dir: Path, path: str | Path) -> str:
-    """sha256 of the file's bytes, streamed; empty for a file that is not read (a link out of the blog, unreadable)."""
+    """sha256 of the file's bytes, streamed; empty for a file that is not read (a link out of the blog, unreadable,
+    not a regular file)."""
     if os.path.islink(path) and leads_outside(site_dir, path):
         return ""
     digest = hashlib.sha256()
     try:
+        if not S_ISREG(os.stat(path).st_mode):
+            return ""  # opening a named pipe waits for a writer: the sensor would hang
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
@@ -238,13 +267,17 @@ def parse_frontmatter(text: str) -> tuple[dict, str]:
     frontmatter.loads() quietly turns a list or a scalar frontmatter into {};
     Jekyll cannot use such a post either, so it is rejected instead.
     """
-    handler = frontmatter.detect_format(text, frontmatter.handlers)
-    if handler is None:
-        return {}, text.strip()
-    try:
-        head, body = handler.split(text)
-    except ValueError:
-        return {}, text.strip()
+    jekyll = JEKYLL_FRONTMATTER.match(text)
+    if jekyll and jekyll["close"] == "...":
+        handler, head, body = frontmatter.YAMLHandler(), jekyll["head"], text[jekyll.end() :]
+    else:
+        handler = frontmatter.detect_format(text, frontmatter.handlers)
+        if handler is None:
+            return {}, text.strip()
+        try:
+            head, body = handler.split(text)
+        except ValueError:
+            return {}, text.strip()
     try:
         meta = handler.load(head)
     except yaml.YAMLError as err:
@@ -315,7 +348,10 @@ def scan_site(
         try:
             if os.path.islink(path) and leads_outside(site_dir, path):
                 raise NotAPost(f"symlink pointing outside the blog ({_real(path)}): not followed")
-            stats[key] = stat_key(os.stat(path))
+            file_stat = os.stat(path)
+            stats[key] = stat_key(file_stat)
+            if not S_ISREG(file_stat.st_mode):
+                raise NotAPost("not a regular file (a named pipe, socket or device): not read")
             size = stats[key][0]
             if size > max_post_bytes:
                 content_hash = post_file_hash(site_dir, path)
@@ -335,7 +371,10 @@ def scan_site(
     if reused:
         earlier = previous.select(list(POST_SCHEMA)).filter(pl.col("path").is_in(reused))
         posts = in_file_order(pl.concat([earlier, posts]), [post_path(site_dir, f) for f in files])
-    not_posts = pl.DataFrame([{"path": post_path(site_dir, f), "reason": not_a_post_reason(f)} for f in others], schema=NOT_POST_SCHEMA)
+    posts_dir = str(site_dir / "_posts")
+    not_posts = pl.DataFrame(
+        [{"path": post_path(site_dir, f), "reason": not_a_post_reason(f, posts_dir)} for f in others], schema=NOT_POST_SCHEMA
+    )
     return PostScan(
         posts=posts, rejected=pl.DataFrame(rejected, schema=REJECTED_SCHEMA), files_found=len(files), not_posts=not_posts, stats=stats
     )
