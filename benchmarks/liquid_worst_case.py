@@ -50,6 +50,9 @@ PATTERNS: dict[str, Callable[[int], str]] = {
     '"![a](x" * n': repeated("![a](x"),
     '"{% highlight x" + " " * n': repeated(" ", head="{% highlight x"),
     '" " * n + "x"': lambda size: " " * (size - 1) + "x",
+    '"<!--" * n': repeated("<!--"),
+    '"<script " * n': repeated("<script "),
+    '"{::comment}" * n': repeated("{::comment}"),
 }
 
 

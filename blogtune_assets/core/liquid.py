@@ -2,7 +2,9 @@
 
 A single left-to-right scan over the body: at each position the earliest construct wins, so ``{% raw %}`` inside
 a code fence stays code and a fence inside ``{% raw %}`` stays raw, as in Jekyll. Code and raw content are the
-author's text and are kept verbatim; Liquid, kramdown attribute lists and images are removed.
+author's text and are kept verbatim; Liquid, kramdown attribute lists and images are removed, and so is what a
+reader never sees: HTML comments (a note to self, `<!--more-->`), `<script>` and `<style>` elements and kramdown's
+`{::comment}` blocks.
 
 The scan takes linear time (O(n log n) at worst) whatever the body holds. A construct's closer is looked up where
 the last lookup for it ended, not searched for again from each opener: one regex with lazy `.*?` closers did that,
@@ -21,9 +23,9 @@ _TAG_OPEN = r"\{%-?\s*"
 _TAG_CLOSE = r"\s*-?%\}"
 
 # Where a construct may start: a run of backticks (inline code, or a fence with its indent), a run of tildes (a
-# fence), `![`, `[`, `<img` or a Liquid or IAL opener. Each alternative starts with a literal, so the regex engine
-# skips the text in between at its own speed instead of trying each construct at every position.
-_CANDIDATE = re.compile(r"`(?<!``)|~~~(?<!~~~~)|!\[|\[|<img\b|\{[%{:]")
+# fence), `![`, `[`, `<img`, `<!--`, `<script`, `<style` or a Liquid or IAL opener. Each alternative starts with a
+# literal, so the regex engine skips the text in between at its own speed instead of trying each construct at every position.
+_CANDIDATE = re.compile(r"`(?<!``)|~~~(?<!~~~~)|!\[|\[|<(?:img\b|!--|(?i:script|style)\b)|\{[%{:]")
 _FENCE = re.compile(r"^[ \t]{0,3}(?P<fence_mark>`{3,}|~{3,})[^\n]*$", re.MULTILINE)
 # The Liquid blocks, named by the group that closes last. Whatever follows highlight's language up to the first `%`
 # must be `%}`: written as `[^%]*?\s*-?%\}`, a long run of spaces there was read again from each of its positions.
@@ -45,6 +47,14 @@ _URL_STOP = re.compile(r"[)\n]")
 _IAL_STOP = re.compile(r"[}\n]")
 _SPACES = re.compile(r"\s*")
 _IMG = re.compile(r"<img\b")
+# What a reader never sees, by opener; each is dropped up to its closer, and left as text if it never closes.
+_HIDDEN = re.compile(r"<!--|<(?P<element>(?i:script|style))\b|\{::comment\}")
+_HIDDEN_END = {
+    "<!--": re.compile("-->"),
+    "script": re.compile(r"</script\s*>", re.IGNORECASE),
+    "style": re.compile(r"</style\s*>", re.IGNORECASE),
+    "{::comment}": re.compile(r"\{:/(?:comment)?\}"),
+}
 _GT = re.compile(">")
 _TAG_CLOSER = re.compile("%}")
 _OUTPUT_CLOSER = re.compile("}}")
@@ -164,7 +174,7 @@ class _Scan:
         if char == "[":
             return self._link(p)
         if char == "<":
-            return self._html_image(p)
+            return self._hidden(p) or self._html_image(p)
         if char == "`":
             return self._fence(p) or self._inline_code(p)
         if char == "~":
@@ -222,7 +232,7 @@ class _Scan:
         if opener == "{{":
             return self._drop_to(p, self._next(_OUTPUT_CLOSER, p + 2))
         if opener == "{:":
-            return self._ial(p)
+            return self._hidden(p) or self._ial(p)
         return None
 
     def _drop_to(self, p: int, close: int) -> _Found:
@@ -279,6 +289,14 @@ class _Scan:
         if closer is None:
             return None
         return self._link_close[closer].url_end(opener + 2)
+
+    def _hidden(self, p: int) -> _Found | None:
+        m = _HIDDEN.match(self.body, p)
+        if m is None:
+            return None
+        closer = _HIDDEN_END[(m["element"] or m[0]).lower()]
+        close = self._next(closer, m.end())
+        return _markup(p, closer.match(self.body, close).end()) if close < len(self.body) else None
 
     def _html_image(self, p: int) -> _Found | None:
         if not _IMG.match(self.body, p):
