@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from blogtune_assets.assets.posts import raw_posts
 from blogtune_assets.core.blog_state import BlogSnapshot, take_snapshot
 from blogtune_assets.core.cleaning import clean_posts
-from blogtune_assets.core.jekyll import POST_SUFFIXES, BlogNotFound, find_post_files, post_path, scan_site
+from blogtune_assets.core.jekyll import POST_SUFFIXES, BlogNotFound, find_post_files, ignored_by_jekyll, post_path, scan_site
 from blogtune_assets.core.sft import build_examples
 from blogtune_assets.resources import ArtifactHome, BlogSource
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
@@ -76,19 +76,20 @@ name_stem = st.one_of(
     st.binary(min_size=1, max_size=30).map(os.fsdecode),  # any bytes Linux allows in a name
 ).filter(lambda s: "/" not in s and "\x00" not in s)
 file_name = st.builds(lambda stem, suffix: stem + suffix, name_stem, st.sampled_from([".md", ".markdown", ".MD", ".html", ".txt", ".png"]))
-folders = st.lists(st.sampled_from(["en", "zh", "pt-BR", "2020", "deep", "a b", "ü"]), max_size=12)
+folders = st.lists(st.sampled_from(["en", "zh", "pt-BR", "2020", "deep", "a b", "ü", "_drafts", ".trash"]), max_size=12)
 site_files = st.lists(st.tuples(folders, file_name, post_bytes), max_size=8)
 
 
 def make_site(root: Path, files: list[tuple[list[str], str, bytes]]) -> set[str]:
-    """Write the files under root/_posts/; the relative paths of those that are post files."""
+    """Write the files under root/_posts/; the relative paths of those that are post files Jekyll would read
+    (test_jekyll.py tests which names it skips)."""
     (root / "_posts").mkdir(parents=True)
     posts = set()
     for folder, name, content in files:
         path = root.joinpath("_posts", *folder, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
-        if path.suffix.lower() in POST_SUFFIXES:
+        if path.suffix.lower() in POST_SUFFIXES and not ignored_by_jekyll([*folder, name]):
             posts.add(path.relative_to(root).as_posix().encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
     return posts
 
