@@ -15,7 +15,7 @@ from blogtune_assets.core import train as train_mod
 from blogtune_assets.core.merge import chat_prompt, max_abs_difference, merge_adapter
 from blogtune_assets.core.sft import read_jsonl
 from blogtune_assets.core.device import Device
-from blogtune_assets.core.train import build_trainer, train_lora
+from blogtune_assets.core.train import QuantizedBaseWithoutCuda, build_trainer, load_train_model, train_lora
 from blogtune_assets_tests.conftest import QUICK
 
 def test_adapter_files_are_written_and_reload(trained, tiny_base_dir):
@@ -203,6 +203,14 @@ def test_the_merge_runs_in_the_dtype_the_merge_base_is_stored_in(trained, tiny_b
     assert result.dtype == "bfloat16"
     assert json.loads((tmp_path / "merged" / "config.json").read_text())["dtype"] == "bfloat16"
     assert 0 < result.max_abs_logit_diff < 0.5
+
+
+def test_a_base_stored_4_bit_is_refused_on_the_cpu_with_the_fix(tmp_path):
+    """qwen3-4b's train base ships NF4: loaded on the CPU it trained as QLoRA there (wrong gradients) under an fp32 label."""
+    config = {"model_type": "qwen3", "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(QuantizedBaseWithoutCuda, match="BLOGTUNE_BASE_MODEL"):
+        load_train_model(tmp_path, Device("cpu"))
 
 
 def test_a_nan_logit_anywhere_fails_the_merge_comparison():

@@ -72,10 +72,22 @@ def load_sft_split(dataset_dir: Path, tokenizer, max_length: int) -> DatasetDict
     return load_dataset("json", data_files=files).map(encode, remove_columns=["conversations"])
 
 
+class QuantizedBaseWithoutCuda(ValueError):
+    """A base stored 4-bit, asked to train where QLoRA cannot run."""
+
+
 def load_train_model(base_dir: Path, device: Device):
+    # unsloth's *-bnb-4bit checkpoints ship quantized; a full-precision base is quantized on load.
+    already_quantized = "quantization_config" in json.loads((base_dir / "config.json").read_text())
+    if already_quantized and not device.qlora:
+        # Loaded anyway, it trains as 4-bit QLoRA on the CPU, with the wrong gradients CPU_NO_QLORA names, under
+        # a `quantization` metric that says fp32.
+        raise QuantizedBaseWithoutCuda(
+            f"the train base {base_dir} is stored 4-bit (bitsandbytes) and 4-bit training needs a CUDA GPU: on the "
+            f"{device.kind} bitsandbytes computes wrong gradients. Train on a GPU, or train plain LoRA on a full-precision "
+            "base: set BLOGTUNE_BASE_MODEL to it (unsloth/Qwen3-4B for the qwen3-4b profile)"
+        )
     if device.qlora:
-        # unsloth's *-bnb-4bit checkpoints ship quantized; a full-precision base is quantized on load.
-        already_quantized = "quantization_config" in json.loads((base_dir / "config.json").read_text())
         model = AutoModelForCausalLM.from_pretrained(
             base_dir,
             dtype=device.torch_dtype,
