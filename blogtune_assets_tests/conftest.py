@@ -230,4 +230,3 @@ def materialize_data(site, home, monkeypatch, instance=None) -> dict[str, dict]:
         for m in result.get_asset_materialization_events()
         for m in [m.event_specific_data.materialization]
     }
-

@@ -259,12 +259,13 @@ def test_a_named_pipe_is_rejected_not_waited_on(site):
     def hung(*_):
         raise Hung("opened the named pipe and waited for a writer")
 
-    signal.signal(signal.SIGALRM, hung)
+    previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(20)
     try:
         scan = scan_site(site)
         snapshot = take_snapshot(site)
     finally:
         signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     assert scan.rejected.rows() == [("_posts/en/2024-01-06-pipe.md", "not a regular file (a named pipe, socket or device): not read", "")]
     assert len(snapshot.files) == 2
