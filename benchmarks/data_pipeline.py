@@ -30,30 +30,33 @@ class Build:
     scan: object
     cleaned: object
     examples: pl.DataFrame
+    out: Path  # where its artifacts are, sharded as the assets write them (core/shards.py)
 
 
 def blogtune_build(blog: Path, encoder, out: Path, previous: Build | None = None) -> tuple[Build, dict]:
     from blogtune_assets.core import sft
     from blogtune_assets.core.cleaning import clean_posts
     from blogtune_assets.core.jekyll import scan_site
+    from blogtune_assets.core.shards import write_frame
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    scan = scan_site(blog, previous=previous.scan.posts if previous else None)
+    if previous:
+        scan = scan_site(blog, previous=previous.scan.posts, previous_stats=previous.scan.stats)
+    else:
+        scan = scan_site(blog)
     scanned = time.perf_counter()
     cleaned = clean_posts(scan.posts, previous=previous.cleaned if previous else None)
     clean_done = time.perf_counter()
-    examples = sft.build_examples(cleaned.kept)
-    conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
+    examples = sft.build_examples(cleaned.kept, previous=previous.examples if previous else None)
     earlier = dict(zip(previous.examples["example_key"], previous.examples["tokens"])) if previous else None
     tokens_started = time.perf_counter()
-    stats = sft.count_tokens(encoder, conversations, MAX_LENGTH, previous=earlier)
+    stats = sft.count_tokens(encoder, examples, MAX_LENGTH, previous=earlier)
     examples = examples.with_columns(pl.Series("tokens", stats.tokens, dtype=pl.Int64))
     dataset_done = time.perf_counter()
-    scan.posts.write_parquet(out / "posts.parquet")
-    cleaned.kept.write_parquet(out / "cleaned.parquet")
-    sft.write_split(out, examples)
-    examples.drop("body").write_parquet(out / "examples.parquet")
+    write_frame(scan.posts, out / "posts", "path", previous=(previous.scan.posts, previous.out / "posts") if previous else None)
+    write_frame(cleaned.kept, out / "cleaned", "path", previous=(previous.cleaned.kept, previous.out / "cleaned") if previous else None)
+    sft.write_split(out, examples, previous=(previous.examples, previous.out / sft.EXAMPLES) if previous else None)
     finished = time.perf_counter()
     timings = {
         "scan_s": scanned - started,
@@ -69,7 +72,7 @@ def blogtune_build(blog: Path, encoder, out: Path, previous: Build | None = None
         "tokens_lost_to_truncation": stats.lost_to_truncation,
         "examples_truncated": stats.truncated_examples,
     }
-    return Build(scan, cleaned, examples), timings
+    return Build(scan, cleaned, examples, out), timings
 
 
 def _load_tokenizer(folder: Path):
@@ -105,7 +108,7 @@ def run_incremental(blog: Path, new_post: Path, tokenizer_dir: Path, out: Path, 
     before, _ = blogtune_build(blog, encoder, out / "before")
     arrived = blog / new_post.relative_to(new_post.parents[2])
     new_post.rename(arrived)
-    runs = [blogtune_build(blog, encoder, out / "incremental", previous=before) for _ in range(repeats)]
+    runs = [blogtune_build(blog, encoder, out / f"incremental-{r}", previous=before) for r in range(repeats)]
     incremental, _ = runs[0]
     fresh, full = blogtune_build(blog, encoder, out / "fresh")
     arrived.rename(new_post)
@@ -114,9 +117,19 @@ def run_incremental(blog: Path, new_post: Path, tokenizer_dir: Path, out: Path, 
         and incremental.cleaned.kept.equals(fresh.cleaned.kept)
         and incremental.cleaned.dropped.equals(fresh.cleaned.dropped)
         and incremental.examples.equals(fresh.examples)
+        and written_equal(incremental.out, fresh.out)
     )
     timing = measure.median_of([t for _, t in runs])
     return {**{f"incremental_{k}": v for k, v in timing.items()}, "full_after_s": full["total_s"], "identical_to_full": identical}
+
+
+def written_equal(one: Path, other: Path) -> bool:
+    """The artifacts two builds wrote read back as the same frames, and their JSONL files are the same bytes."""
+    from blogtune_assets.core.shards import read_frame
+
+    return all(read_frame(one / name).equals(read_frame(other / name)) for name in ("posts", "cleaned", "examples")) and all(
+        (one / name).read_bytes() == (other / name).read_bytes() for name in ("train.jsonl", "eval.jsonl")
+    )
 
 
 def hold_out_last_post(blog: Path, index: int, holding: Path) -> Path:

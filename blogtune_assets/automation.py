@@ -19,7 +19,7 @@ from blogtune_assets.core.artifacts import ArtifactNotFound
 from blogtune_assets.core.blog_state import BlogSnapshot, take_snapshot
 from blogtune_assets.core.environment import read
 from blogtune_assets.core.warm_start import Lineage, train_example_keys
-from blogtune_assets.resources import ArtifactHome, BlogSource, RetrainPolicy
+from blogtune_assets.resources import FULL_READ_TAG, ArtifactHome, BlogSource, RetrainPolicy
 
 RETRAIN_JOB = dg.define_asset_job("blogtune", selection=dg.AssetSelection.all(), description="The whole graph, posts to model.")
 SENSOR_INTERVAL_S = read("BLOGTUNE_SENSOR_INTERVAL_S")
@@ -81,6 +81,8 @@ def new_posts_sensor(context: dg.SensorEvaluationContext, blog: BlogSource, arti
         return dg.SkipReason(f"{changes.summary()}: run {running.run_id} is still in progress")
     mode = "full" if changes.deleted and retrain.full_retrain_on_delete else "warm"
     tags = {"blogtune/trigger": "new_posts", "blogtune/posts_digest": now.digest[:16], "blogtune/training_mode": mode}
+    if full_check:  # what it found may show in no stat: raw_posts must read every file too
+        tags[FULL_READ_TAG] = "true"
     return dg.RunRequest(
         # Dagster launches a run key once, ever: the published raw_posts version in it lets a blog that returns to
         # an earlier state (a post added, removed, added back) train again, while repeated ticks still launch one run.
@@ -116,7 +118,7 @@ def weekly_retrain_schedule(context: dg.ScheduleEvaluationContext, blog: BlogSou
     return dg.RunRequest(
         run_key=f"weekly-{week}-{now.digest[:16]}-{_published_version(artifacts.store)}",
         run_config=training_mode_config("full"),
-        tags={"blogtune/trigger": "schedule", "blogtune/training_mode": "full"},
+        tags={"blogtune/trigger": "schedule", "blogtune/training_mode": "full", FULL_READ_TAG: "true"},
     )
 
 

@@ -79,6 +79,10 @@ class Accelerator(dg.ConfigurableResource):
         return resolve_device(self.device, self.dtype, self.num_processes)
 
 
+# On a run the sensor launched from a full check: raw_posts reads every file too, not only those whose stat changed.
+FULL_READ_TAG = "blogtune/full_read"
+
+
 class RetrainPolicy(dg.ConfigurableResource):
     """How eagerly new posts retrain: BLOGTUNE_MIN_NEW_POSTS, BLOGTUNE_QUIET_PERIOD_S, BLOGTUNE_FULL_CHECK_S,
     BLOGTUNE_FULL_RETRAIN_ON_DELETE.
@@ -90,7 +94,8 @@ class RetrainPolicy(dg.ConfigurableResource):
 
     min_new_posts: int = 1
     quiet_period_s: int = 0
-    # Every file hashed this often, whatever its stat says (1.7-2.8 s at 21,434 posts on 2 cores).
+    # Every file hashed this often, whatever its stat says (1.7-2.8 s at 21,434 posts on 2 cores), by the sensor and
+    # by raw_posts, for file systems whose times do not move on an edit.
     full_check_s: int = 3600
     # New and edited posts warm-start the published adapter; a deleted post (and an edited post's old text) stays
     # learned until a full retrain (the weekly schedule's), unless this is set: the sensor then asks for a full

@@ -16,7 +16,7 @@ from blogtune_assets.automation import new_posts_sensor, training_mode_config, w
 from blogtune_assets.core.artifacts import ArtifactStore
 from blogtune_assets.core.blog_state import BlogSnapshot
 from blogtune_assets.core.warm_start import Lineage, train_example_keys
-from blogtune_assets.resources import ArtifactHome, ArtifactPathIOManager, BlogSource, RetrainPolicy
+from blogtune_assets.resources import FULL_READ_TAG, ArtifactHome, ArtifactPathIOManager, BlogSource, RetrainPolicy
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
 from blogtune_assets_tests.conftest import materialize_data
 
@@ -38,6 +38,7 @@ def blog(sample_blog_copy, tmp_path):
         "blog": BlogSource(blog_dir=str(sample_blog_copy)),
         "artifacts": ArtifactHome(home=home),
         "io_manager": ArtifactPathIOManager(home=home),
+        "retrain": RetrainPolicy(),
     }
     assert dg.materialize([raw_posts], resources=resources).success
     return sample_blog_copy, resources
@@ -197,6 +198,7 @@ def test_schedule_retrains_unless_the_adapter_was_trained_in_full_on_the_posts_t
         write_post(sample_blog_copy, *NEW_POST)
         request = weekly_tick()
         assert isinstance(request, dg.RunRequest) and request.tags["blogtune/trigger"] == "schedule"
+        assert request.tags[FULL_READ_TAG] == "true"  # weekly, every file is read, whatever its stat says
         assert request.run_key.startswith("weekly-2026-W49-")  # a failed week does not block the next
         assert request.run_config == training_mode_config("full")  # the schedule never warm-starts
 
@@ -267,6 +269,7 @@ def test_an_edit_that_keeps_size_and_mtime_is_caught_at_the_next_tick_by_its_cti
     _edit_keeping_size_and_mtime(site)
     caught, _ = tick(instance, resources, cursor, full_check_s=3600)
     assert isinstance(caught, dg.RunRequest)
+    assert FULL_READ_TAG not in caught.tags  # seen by its stat: raw_posts will read it without reading every file
 
 
 def test_the_full_check_hashes_every_file_whatever_its_stat_says(instance, blog, monkeypatch):
@@ -287,3 +290,4 @@ def test_the_full_check_hashes_every_file_whatever_its_stat_says(instance, blog,
     clock[0] += 3600
     caught, _ = tick(instance, resources, cursor, full_check_s=3600)
     assert isinstance(caught, dg.RunRequest)
+    assert caught.tags[FULL_READ_TAG] == "true"  # raw_posts, trusting the same stat, would not read the edit either

@@ -24,7 +24,7 @@ from blogtune_assets.core.blog_state import BlogSnapshot, take_snapshot
 from blogtune_assets.core.cleaning import clean_posts
 from blogtune_assets.core.jekyll import POST_SUFFIXES, BlogNotFound, find_post_files, ignored_by_jekyll, post_path, scan_site
 from blogtune_assets.core.sft import build_examples
-from blogtune_assets.resources import ArtifactHome, BlogSource
+from blogtune_assets.resources import ArtifactHome, BlogSource, RetrainPolicy
 from blogtune_assets_tests.conftest import LONG_BODY, post_text, write_post
 
 LIQUID = [
@@ -233,7 +233,7 @@ def test_raw_posts_fails_with_the_variable_to_fix(tmp_path):
     missing = tmp_path / "no-such-blog"
     result = dg.materialize(
         [raw_posts],
-        resources={"blog": BlogSource(blog_dir=str(missing)), "artifacts": ArtifactHome(home=str(tmp_path / "home"))},
+        resources={"blog": BlogSource(blog_dir=str(missing)), "artifacts": ArtifactHome(home=str(tmp_path / "home")), "retrain": RetrainPolicy()},
         raise_on_error=False,
     )
     assert not result.success

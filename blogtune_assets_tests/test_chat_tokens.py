@@ -3,6 +3,7 @@
 import dataclasses
 import shutil
 
+import polars as pl
 import pytest
 from transformers import AutoTokenizer
 
@@ -51,8 +52,8 @@ def test_a_post_quoting_control_tokens_cannot_forge_a_turn(tokenizer):
     first_label = next(i for i, label in enumerate(encoded.labels) if label != IGNORE)
     assert all(label != IGNORE for label in encoded.labels[first_label:])  # the loss mask runs to the real end
     assert encoded.labels[-2] == im_end
-    conversation = to_conversation("What <|im_end|> means", FORGED_BODY)
-    assert count_tokens(encoder, [conversation], 4096).tokens == [len(encoded.input_ids)]
+    example = pl.DataFrame({"title": ["What <|im_end|> means"], "body": [FORGED_BODY]})
+    assert count_tokens(encoder, example, 4096).tokens == [len(encoded.input_ids)]
 
 
 def test_training_batches_carry_the_forged_post_as_text(tiny_base_dir, tmp_path):

@@ -1,3 +1,5 @@
+import polars as pl
+
 from blogtune_assets.core import cleaning
 from blogtune_assets.core.cleaning import clean_posts
 from blogtune_assets.core.jekyll import scan_site
@@ -70,6 +72,17 @@ def test_a_new_cleaner_cleans_every_post_again(sample_blog_copy, monkeypatch):
     again = clean_posts(raw, previous=before)
     assert len(cleaned) == before.kept.height + before.dropped.height
     assert set(again.kept["cleaned_by"]) == {"after a fix to liquid.py"}
+
+
+def test_text_read_by_another_reader_is_cleaned_again(sample_blog_copy, monkeypatch):
+    """Cleaned text is reused by the file's bytes and the reader that made its body from them (cleaning_input):
+    a fixed reader can make another body from the same bytes."""
+    raw = scan_site(sample_blog_copy).posts
+    before = clean_posts(raw)
+    original, cleaned = cleaning.clean_body, []
+    monkeypatch.setattr(cleaning, "clean_body", lambda body: cleaned.append(body) or original(body))
+    clean_posts(raw.with_columns(pl.lit("a fixed reader").alias("read_by")), previous=before)
+    assert len(cleaned) == before.kept.height + before.dropped.height
 
 
 def test_a_post_renamed_from_md_to_html_is_cleaned_as_html(site):

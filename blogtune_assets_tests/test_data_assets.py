@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import polars as pl
 
+from blogtune_assets.assets.posts import POSTS
+from blogtune_assets.core.jekyll import stat_key
+from blogtune_assets.core.shards import read_frame
 from blogtune_assets.definitions import defs
 from blogtune_assets_tests.conftest import materialize_data, write_post
 
@@ -49,7 +54,7 @@ def test_real_posts_of_the_reference_blog(shared_corpus_site, home, monkeypatch)
     meta = materialize_data(shared_corpus_site, home, monkeypatch)
     assert_accounting(meta)
     assert meta["raw_posts"]["files_rejected"] == 0
-    kept = pl.read_parquet(home / "cleaned_posts" / "current" / "posts.parquet")
+    kept = read_frame(home / "cleaned_posts" / "current" / POSTS)
     # A note wholly wrapped in {% raw %} keeps its bare Liquid syntax as the author's text.
     wrapped = kept.filter(pl.col("path").str.contains("id68660299871")).row(0, named=True)
     assert wrapped["body"].startswith("构建通过！")
@@ -78,12 +83,89 @@ def test_token_counts_are_reused_only_with_the_same_tokenizer_and_counting_code(
     from blogtune_assets.assets.sft_dataset import COUNTED_WITH, _previous_counts, counted_with
     from blogtune_assets.core import sft
     from blogtune_assets.core.artifacts import ArtifactStore
+    from blogtune_assets.core.shards import read_earlier, write_frame
 
     store = ArtifactStore(tmp_path / "home")
     with store.new_version("sft_dataset") as folder:
-        pl.DataFrame({"example_key": ["k"], "tokens": [7]}).write_parquet(folder / "examples.parquet")
+        write_frame(pl.DataFrame({"path": ["p"], "source_key": ["s"], "example_key": ["k"], "tokens": [7]}), folder / sft.EXAMPLES, "path")
         (folder / COUNTED_WITH).write_text(counted_with("tokenizer-rev-1"))
-    assert _previous_counts(store, counted_with("tokenizer-rev-1")) == {"k": 7}
-    assert _previous_counts(store, counted_with("tokenizer-rev-2")) is None  # another tokenizer revision
+    published = read_earlier(store.current("sft_dataset"), sft.EXAMPLES, needs="source_key")
+    assert _previous_counts(published, counted_with("tokenizer-rev-1")) == {"k": 7}
+    assert _previous_counts(published, counted_with("tokenizer-rev-2")) is None  # another tokenizer revision
     monkeypatch.setattr(sft, "COUNTER_VERSION", "after a fix to chat_tokens.py")
-    assert _previous_counts(store, counted_with("tokenizer-rev-1")) is None
+    assert _previous_counts(published, counted_with("tokenizer-rev-1")) is None
+
+
+def _written(home: Path) -> dict:
+    """What a data build published, as a reader sees it: the frames and the JSONL bytes."""
+    from blogtune_assets.core import sft
+
+    current = {asset: home / asset / "current" for asset in ("raw_posts", "cleaned_posts", "sft_dataset")}
+    return {
+        "posts": read_frame(current["raw_posts"] / POSTS),
+        "cleaned": read_frame(current["cleaned_posts"] / POSTS),
+        "examples": sft.read_examples(current["sft_dataset"]),
+        **{name: (current["sft_dataset"] / name).read_bytes() for name in ("train.jsonl", "eval.jsonl")},
+    }
+
+
+def test_a_new_post_rewrites_one_shard_of_each_data_asset_and_equals_a_build_from_nothing(sample_blog_copy, home, tmp_path, monkeypatch):
+    from blogtune_assets.core import shards
+
+    monkeypatch.setattr(shards, "ROWS_PER_SHARD", 4)  # the sample blog's ~40 posts in ~10 shards
+    materialize_data(sample_blog_copy, home, monkeypatch)
+    write_post(sample_blog_copy, "en/2030-01-01-one-more.md", "---\ntitle: One more\n---\n" + "A new post about compilers. " * 30)
+    meta = materialize_data(sample_blog_copy, home, monkeypatch)
+    assert not meta["raw_posts"]["full_read"]  # stats trusted: only the new file was read
+    for asset in ("raw_posts", "cleaned_posts", "sft_dataset"):
+        written, total = map(int, meta[asset]["shards_written"].split(" of "))
+        assert 1 <= written <= 2 < total, (asset, meta[asset]["shards_written"])  # 2 where the new post is a cut
+    fresh_home = tmp_path / "fresh"
+    shutil.copytree(home / "base_model", fresh_home / "base_model", symlinks=True)
+    materialize_data(sample_blog_copy, fresh_home, monkeypatch)
+    incremental, fresh = _written(home), _written(fresh_home)
+    assert incremental.keys() == fresh.keys()
+    for name, value in incremental.items():
+        assert value.equals(fresh[name]) if isinstance(value, pl.DataFrame) else value == fresh[name], name
+
+
+def test_raw_posts_reads_every_file_when_the_sensor_asks_or_a_full_check_is_due(sample_blog_copy, home, monkeypatch):
+    """An edit no stat shows (a file system whose times do not move) is read on the sensor's full-check run
+    (FULL_READ_TAG) and at least every full_check_s; between them the stat is trusted, as the sensor trusts it."""
+    import dagster as dg
+
+    from blogtune_assets.assets import posts as posts_module
+    from blogtune_assets.core.blog_state import BlogSnapshot
+    from blogtune_assets.resources import FULL_READ_TAG, from_env
+
+    monkeypatch.setenv("BLOGTUNE_BLOG_DIR", str(sample_blog_copy))
+    monkeypatch.setenv("BLOGTUNE_HOME", str(home))
+    clock = [2_000_000.0]
+    monkeypatch.setattr(posts_module.time, "time", lambda: clock[0])
+
+    def read(tags=None) -> tuple[bool, str]:
+        result = dg.materialize([posts_module.raw_posts], resources=from_env(), tags=tags)
+        [event] = result.get_asset_materialization_events()
+        published = home / "raw_posts" / "current"
+        body = read_frame(published / POSTS).filter(pl.col("path") == key)["body"][0]
+        return event.materialization.metadata["full_read"].value, body
+
+    post = sorted((sample_blog_copy / "_posts" / "en").glob("*.md"))[0]
+    key = post.relative_to(sample_blog_copy).as_posix()
+    assert read()[0]  # the first read is full
+    post.write_text(post.read_text(encoding="utf-8").replace("---\n\n", "---\n\nHidden edit. ", 1), encoding="utf-8")
+    published = home / "raw_posts" / "current"
+    snapshot = BlogSnapshot.read(published)  # the edit made invisible: the published stat is the file's new one
+    BlogSnapshot(snapshot.files, {**snapshot.stats, key: stat_key(os.stat(post))}).write(published)
+
+    clock[0] += 60
+    full, body = read()
+    assert not full and not body.startswith("Hidden edit.")  # trusted, as the sensor's ticks between full checks
+    full, body = read(tags={FULL_READ_TAG: "true"})
+    assert full and body.startswith("Hidden edit.")
+    post.write_text(post.read_text(encoding="utf-8").replace("Hidden edit. ", "Second hidden edit. ", 1), encoding="utf-8")
+    snapshot = BlogSnapshot.read(published)
+    BlogSnapshot(snapshot.files, {**snapshot.stats, key: stat_key(os.stat(post))}).write(published)
+    clock[0] += 3600  # BLOGTUNE_FULL_CHECK_S's default since the last full read
+    full, body = read()
+    assert full and body.startswith("Second hidden edit.")

@@ -151,6 +151,26 @@ def test_rescan_reuses_unchanged_rows_and_matches_a_full_scan(sample_blog_copy, 
 
 
 
+def test_a_file_whose_stat_is_unchanged_keeps_its_row_unread_and_one_whose_stat_changed_is_read(sample_blog_copy):
+    """previous_stats is how raw_posts skips reading 21,434 unchanged files; a full read (no stats) reads them all."""
+    from blogtune_assets.core.jekyll import post_path, stat_key
+
+    before = scan_site(sample_blog_copy)
+    hidden, edited = sorted((sample_blog_copy / "_posts").glob("en/*.md"))[:2]
+    for post in (hidden, edited):
+        post.write_text(post.read_text(encoding="utf-8").replace("---\n\n", "---\n\nEdited. ", 1), encoding="utf-8")
+    # As on a file system whose times do not move: the hidden edit left the stat the scan recorded.
+    stats = {**before.stats, post_path(sample_blog_copy, hidden): stat_key(os.stat(hidden))}
+    trusting = scan_site(sample_blog_copy, previous=before.posts, previous_stats=stats)
+    bodies = dict(trusting.posts.select("path", "body").iter_rows())
+    assert not bodies[post_path(sample_blog_copy, hidden)].startswith("Edited.")  # not read: its stat said unchanged
+    assert bodies[post_path(sample_blog_copy, edited)].startswith("Edited.")
+    assert trusting.stats == scan_site(sample_blog_copy).stats
+    full = scan_site(sample_blog_copy, previous=before.posts)
+    assert dict(full.posts.select("path", "body").iter_rows())[post_path(sample_blog_copy, hidden)].startswith("Edited.")
+    assert full.posts.equals(scan_site(sample_blog_copy).posts)
+
+
 HTML_POST = """---
 title: An HTML post
 ---

@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from blogtune_assets.core.chat_tokens import ChatEncoder
-from blogtune_assets.core.sft import read_jsonl
+from blogtune_assets.core.sft import read_examples, read_jsonl
 from blogtune_assets_tests.dagster_cli import checks, materialize, metadata
 
 
@@ -23,7 +23,7 @@ def test_qwen3_4b_data_half_offline_counts_qwen3_tokens(tmp_path, qwen3_tokenize
     folder = tmp_path / "home" / "sft_dataset" / "current"
     encoder = ChatEncoder(AutoTokenizer.from_pretrained(qwen3_tokenizer_dir).backend_tokenizer)
     expected = [len(encoder.encode_messages(e["conversations"]).input_ids) for e in read_jsonl(folder / "train.jsonl")]
-    counted = pl.read_parquet(folder / "examples.parquet").filter(~pl.col("is_eval"))["tokens"].to_list()
+    counted = read_examples(folder).filter(~pl.col("is_eval"))["tokens"].to_list()
     assert counted == expected and meta["train_tokens"] == sum(expected)
     assert not list((tmp_path / "home").glob("base_model"))  # no base was needed, none fetched
 

@@ -56,7 +56,7 @@ def test_repeated_titles_stay_on_one_side():
 
 def test_token_counts_follow_the_chat_template(tokenizer):
     conv = [sft.to_conversation("Hello", "world " * 50)]
-    stats = sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), conv, max_length=16)
+    stats = sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), pl.DataFrame({"title": ["Hello"], "body": ["world " * 50]}), max_length=16)
     rendered = tokenizer.apply_chat_template(conv[0]["conversations"], tokenize=False)
     assert stats.tokens == [len(tokenizer(rendered, add_special_tokens=False)["input_ids"])]
     assert stats.lost_to_truncation == stats.tokens[0] - 16
@@ -64,15 +64,17 @@ def test_token_counts_follow_the_chat_template(tokenizer):
 
 
 def test_token_counts_reuse_earlier_counts_and_match_a_full_count(tokenizer):
-    cleaned = pl.DataFrame({"title": ["A", "B", "C"], "body": ["alpha " * 9, "beta " * 30, "gamma"], "path": "p", "language": "en"})
+    cleaned = pl.DataFrame(
+        {"title": ["A", "B", "C"], "body": ["alpha " * 9, "beta " * 30, "gamma"], "path": "p", "language": "en", "cleaned_by": "v", "cleaned_from": ["a", "b", "c"]}
+    )
     examples = sft.build_examples(cleaned)
-    conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
-    full = sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), conversations, max_length=64)
+    full = sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), examples, max_length=64)
+    assert full.tokens == sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), examples.select("title", "body"), 64).tokens
     earlier = dict(zip(examples["example_key"][:2], full.tokens[:2]))
-    assert sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), conversations, 64, previous=earlier).tokens == full.tokens
+    assert sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), examples, 64, previous=earlier).tokens == full.tokens
     # A reused count is taken as it is, not recomputed: only the third example is tokenized.
     planted = {key: 1000 + i for i, key in enumerate(examples["example_key"][:2])}
-    assert sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), conversations, 64, previous=planted).tokens == [1000, 1001, full.tokens[2]]
+    assert sft.count_tokens(ChatEncoder(tokenizer.backend_tokenizer), examples, 64, previous=planted).tokens == [1000, 1001, full.tokens[2]]
 
 
 def test_jsonl_round_trip(tmp_path):

@@ -1,9 +1,9 @@
 """raw_posts and cleaned_posts: the blog as it is, then as a reader sees it."""
 
-from __future__ import annotations
-
 import hashlib
+import json
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +14,8 @@ from blogtune_assets.core.blog_state import SNAPSHOT_FILE, BlogSnapshot
 from blogtune_assets.core.cleaning import CleanResult, clean_posts
 from blogtune_assets.core.jekyll import READER_VERSION, BlogNotFound, scan_site
 from blogtune_assets.core.liquid import Cleaned, leftover_liquid
-from blogtune_assets.resources import ArtifactHome, BlogSource
+from blogtune_assets.core.shards import read_earlier, read_frame, write_frame
+from blogtune_assets.resources import FULL_READ_TAG, ArtifactHome, BlogSource, RetrainPolicy
 
 GROUP = "data"
 
@@ -23,14 +24,15 @@ def _counts_by(frame: pl.DataFrame, column: str) -> list[tuple[str, int]]:
     return frame.group_by(column).len().sort(["len", column], descending=[True, False]).rows()
 
 
-def _previous(store, asset: str, *names: str) -> list[pl.DataFrame] | None:
-    """The published version's frames, if it has them with content hashes (older ones did not)."""
+POSTS = "posts"  # the rows, as shards (core/shards.py): a one-post rebuild writes one shard and links the others
+READ_LOG = "read.json"  # when raw_posts last read every file, whatever its stat said
+
+
+def _last_full_read(folder: Path) -> float:
     try:
-        folder = store.current(asset)
-        frames = [pl.read_parquet(folder / name) for name in names]
-    except FileNotFoundError:
-        return None
-    return frames if all("content_hash" in f.columns for f in frames) else None
+        return float(json.loads((folder / READ_LOG).read_text())["full_read_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def _content_version(*frames: pl.DataFrame) -> str:
@@ -42,23 +44,38 @@ def _content_version(*frames: pl.DataFrame) -> str:
     return h.hexdigest()
 
 
-@dg.asset(group_name=GROUP, kinds={"polars", "markdown"}, code_version="1")
-def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
+@dg.asset(group_name=GROUP, kinds={"polars", "markdown"}, code_version="2")
+def raw_posts(context: dg.AssetExecutionContext, blog: BlogSource, artifacts: ArtifactHome, retrain: RetrainPolicy) -> dg.Output[Path]:
     """Every post under _posts/ (.md and the other Markdown extensions, .html) read with its frontmatter; unreadable
-    files are rejected with a reason, and every other file there (images, data) is listed as not a post."""
-    previous = _previous(artifacts.store, "raw_posts", "posts.parquet")
+    files are rejected with a reason, and every other file there (images, data) is listed as not a post.
+
+    A file whose stat is the one it was read at keeps its row unread, as the sensor trusts it, except on a full read:
+    every full_check_s (BLOGTUNE_FULL_CHECK_S), and in a run the sensor launched from its own full check
+    (FULL_READ_TAG), where an edit no stat shows was found."""
+    published = artifacts.store.current_or_none("raw_posts")
+    previous = read_earlier(published, POSTS, needs="content_hash")
+    full_read = (
+        previous is None
+        or context.run.tags.get(FULL_READ_TAG) == "true"
+        or time.time() - _last_full_read(published) >= retrain.full_check_s
+    )
+    trusted = None if full_read else BlogSnapshot.read(published).stats
+    started = time.time()
     try:
-        scan = scan_site(blog.path, previous=previous[0] if previous else None, max_post_bytes=blog.max_post_bytes)
+        scan = scan_site(
+            blog.path, previous=previous[0] if previous else None, max_post_bytes=blog.max_post_bytes, previous_stats=trusted
+        )
     except BlogNotFound as err:
         # A configuration mistake, not a crash: the message names the variable to fix, and retrying cannot help.
         raise dg.Failure(description=str(err), allow_retries=False) from err
     # What was read, file by file: the sensor compares the blog with it, and its digest is the data version.
     snapshot = BlogSnapshot.of_frames(scan.posts, scan.rejected, stats=scan.stats)
     with artifacts.store.new_version("raw_posts") as folder:
-        scan.posts.write_parquet(folder / "posts.parquet")
+        written = write_frame(scan.posts, folder / POSTS, "path", previous=previous)
         scan.rejected.write_parquet(folder / "rejected.parquet")
         scan.not_posts.write_parquet(folder / "not_posts.parquet")
         snapshot.write(folder)
+        (folder / READ_LOG).write_text(json.dumps({"full_read_at": started if full_read else _last_full_read(published)}))
     path = artifacts.store.current("raw_posts")
     posts = scan.posts
     return dg.Output(
@@ -73,6 +90,8 @@ def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
             "files_under_posts": scan.files_found + scan.not_posts.height,
             "files_found": scan.files_found,
             "posts_read": posts.height,
+            "full_read": full_read,
+            "shards_written": f"{written.shards - written.reused} of {written.shards}",
             "files_rejected": scan.rejected.height,
             "rejected_files": md_table(["file", "reason"], scan.rejected.select("path", "reason").rows()),
             "files_not_posts": scan.not_posts.height,
@@ -91,14 +110,15 @@ def raw_posts(blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"polars"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"polars"}, code_version="2")
 def cleaned_posts(raw_posts: Path, blog: BlogSource, artifacts: ArtifactHome) -> dg.Output[Path]:
     """Liquid, kramdown attribute lists and images removed, raw and code kept, whitespace collapsed, short posts dropped."""
-    raw = pl.read_parquet(raw_posts / "posts.parquet")
-    previous = _previous(artifacts.store, "cleaned_posts", "posts.parquet", "dropped.parquet")
-    result = clean_posts(raw, languages=blog.languages or None, previous=CleanResult(*previous) if previous else None)
+    raw = read_frame(raw_posts / POSTS)
+    previous = read_earlier(artifacts.store.current_or_none("cleaned_posts"), POSTS, needs="cleaned_from")
+    earlier = CleanResult(previous[0], pl.read_parquet(previous[1].parent / "dropped.parquet")) if previous else None
+    result = clean_posts(raw, languages=blog.languages or None, previous=earlier)
     with artifacts.store.new_version("cleaned_posts") as folder:
-        result.kept.write_parquet(folder / "posts.parquet")
+        written = write_frame(result.kept, folder / POSTS, "path", previous=previous)
         result.dropped.write_parquet(folder / "dropped.parquet")
         shutil.copy(raw_posts / SNAPSHOT_FILE, folder / SNAPSHOT_FILE)  # which posts this was cleaned from
     path = artifacts.store.current("cleaned_posts")
@@ -112,6 +132,7 @@ def cleaned_posts(raw_posts: Path, blog: BlogSource, artifacts: ArtifactHome) ->
             "posts_read": raw.height,
             "posts_kept": kept.height,
             "posts_dropped": result.dropped.height,
+            "shards_written": f"{written.shards - written.reused} of {written.shards}",
             "drops_by_reason": md_table(["reason", "posts"], _counts_by(result.dropped, "reason")),
             "dropped_posts": md_table(["file", "reason"], result.dropped.select("path", "reason").rows()),
             "chars_before": int(raw["body"].str.len_chars().sum()),
@@ -122,7 +143,7 @@ def cleaned_posts(raw_posts: Path, blog: BlogSource, artifacts: ArtifactHome) ->
 
 @dg.asset_check(asset=cleaned_posts, blocking=True, description="No kept body has Liquid syntax outside code and raw content.")
 def no_liquid_left(cleaned_posts: Path) -> dg.AssetCheckResult:
-    kept = pl.read_parquet(cleaned_posts / "posts.parquet")
+    kept = read_frame(cleaned_posts / POSTS, columns=["path", "body", "protected"])
     offenders = []
     for path, body, protected in kept.select("path", "body", "protected").iter_rows():
         leftovers = leftover_liquid(Cleaned(text=body, protected=protected))

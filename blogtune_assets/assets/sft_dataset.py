@@ -10,6 +10,8 @@ from blogtune_assets.core import sft
 from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.gpu_cost import training_hours
 from blogtune_assets.core.blog_state import BlogSnapshot
+from blogtune_assets.assets.posts import POSTS
+from blogtune_assets.core.shards import read_earlier, read_frame
 from blogtune_assets.core.tokenizer_source import counting_tokenizer
 from blogtune_assets.resources import ArtifactHome, ModelProfile
 
@@ -24,39 +26,42 @@ def counted_with(tokenizer_revision: str) -> str:
     return f"{tokenizer_revision} {sft.COUNTER_VERSION}"
 
 
-def _previous_counts(store, counted_with: str) -> dict[str, int] | None:
+def _previous_counts(previous: tuple[pl.DataFrame, Path] | None, counted_with: str) -> dict[str, int] | None:
     """Token counts of the published version, if the same tokenizer and counting code made them."""
-    try:
-        folder = store.current("sft_dataset")
-        if (folder / COUNTED_WITH).read_text() != counted_with:
-            return None
-        return dict(pl.read_parquet(folder / "examples.parquet", columns=["example_key", "tokens"]).iter_rows())
-    except (FileNotFoundError, pl.exceptions.ColumnNotFoundError):
+    if previous is None:
         return None
+    examples, folder = previous
+    try:
+        if (folder.parent / COUNTED_WITH).read_text() != counted_with:
+            return None
+    except OSError:
+        return None
+    return dict(zip(examples["example_key"].to_list(), examples["tokens"].to_list()))
 
 
-@dg.asset(group_name="data", kinds={"json"}, code_version="2")
+@dg.asset(group_name="data", kinds={"json"}, code_version="3")
 def sft_dataset(
     context: dg.AssetExecutionContext, cleaned_posts: Path, model_profile: ModelProfile, artifacts: ArtifactHome
 ) -> dg.Output[Path]:
     """Each kept post as a user (title) → assistant (body) conversation, split train/eval by a seeded hash of the title."""
     profile = model_profile.settings
     settings = profile.train
-    cleaned = pl.read_parquet(cleaned_posts / "posts.parquet")
-    examples = sft.build_examples(cleaned, seed=settings.seed, eval_size=settings.eval_size)
+    cleaned = read_frame(cleaned_posts / POSTS)
+    earlier = read_earlier(artifacts.store.current_or_none("sft_dataset"), sft.EXAMPLES, needs="source_key")
+    examples = sft.build_examples(
+        cleaned, seed=settings.seed, eval_size=settings.eval_size, previous=earlier[0] if earlier else None
+    )
     # Counts are in the tokens the model will train on, found without fetching any weights, with `tokenizers`
     # alone: this step imports neither transformers nor torch (test_imports.py), so it starts in seconds.
     counting = counting_tokenizer(profile, model_profile.base_model, log=context.log.info)
     tokenizer = counting.load()
     counts_key = counted_with(counting.revision)
-    conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
-    previous = _previous_counts(artifacts.store, counts_key)
-    stats = sft.count_tokens(ChatEncoder(tokenizer), conversations, settings.max_length, previous=previous)
+    previous = _previous_counts(earlier, counts_key)
+    stats = sft.count_tokens(ChatEncoder(tokenizer), examples, settings.max_length, previous=previous)
     examples = examples.with_columns(pl.Series("tokens", stats.tokens, dtype=pl.Int64))
 
     with artifacts.store.new_version("sft_dataset") as folder:
-        train, evals = sft.write_split(folder, examples)
-        examples.drop("body").write_parquet(folder / "examples.parquet")
+        train, evals, written = sft.write_split(folder, examples, previous=earlier)
         (folder / COUNTED_WITH).write_text(counts_key)
     path = artifacts.store.current("sft_dataset")
 
@@ -74,6 +79,7 @@ def sft_dataset(
             "train_tokens": int(train["tokens"].sum()),
             "eval_tokens": int(evals["tokens"].sum()),
             "token_counts_reused": int(examples["example_key"].is_in(list(previous or {})).sum()),
+            "shards_written": f"{written.shards - written.reused} of {written.shards}",
             "mean_tokens_per_example": round(stats.total / max(len(stats.tokens), 1), 1),
             "max_length": settings.max_length,
             "tokenizer": f"{counting.source} ({tokenizer.get_vocab_size(with_added_tokens=True):,} tokens)",
@@ -93,14 +99,14 @@ def sft_dataset(
                     for row in examples.head(5).iter_rows(named=True)
                 ],
             ),
-            "first_example_json": dg.MetadataValue.json(conversations[0] if conversations else {}),
+            "first_example_json": dg.MetadataValue.json(sft.to_conversation(*examples.row(0)[2:4]) if examples.height else {}),
         },
     )
 
 
 @dg.asset_check(asset=sft_dataset, blocking=True, description="No title appears on both sides of the train/eval split.")
 def split_has_no_shared_titles(sft_dataset: Path) -> dg.AssetCheckResult:
-    examples = pl.read_parquet(sft_dataset / "examples.parquet")
+    examples = sft.read_examples(sft_dataset, columns=["title", "is_eval"])
     keyed = examples.with_columns(pl.col("title").map_elements(sft.split_key, return_dtype=pl.String).alias("key"))
     shared = (
         keyed.group_by("key").agg(pl.col("is_eval").n_unique().alias("sides"), pl.col("title").first())

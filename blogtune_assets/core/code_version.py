@@ -21,3 +21,4 @@ def code_version(*modules: str, packages: tuple[str, ...] = ()) -> str:
     for package in packages:
         digest.update(f"{package}=={version(package)}\n".encode())
     return digest.hexdigest()[:16]
+

@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISLNK, S_ISREG
 
 import frontmatter
 import polars as pl
 import yaml
 
 from blogtune_assets.core.code_version import code_version
+from blogtune_assets.core.frames import gather, made_by
 from blogtune_assets.core.language import detect_language
 
 # Jekyll converts these as Markdown (its default markdown_ext) and publishes .html posts as they are.
@@ -168,12 +169,13 @@ def walk_posts_dir(site_dir: Path) -> tuple[list[str], list[str]]:
                     pending.append((path, folder_skipped or _skipped_folder(entry.name, top_level=folder == posts_root)))
     if not found:
         raise BlogNotFound(f"{posts_dir} holds no posts (no {', '.join(POST_SUFFIXES)} files): {fix}")
-    # Path order (by parts, as Path objects compare), keyed once per path.
-    return sorted(found, key=_parts), sorted(others, key=_parts)
+    return sorted(found, key=_path_order), sorted(others, key=_path_order)
 
 
-def _parts(path: str) -> list[str]:
-    return path.split(os.sep)
+def _path_order(path: str) -> str:
+    """Path order (by parts, as Path objects compare: "en/x" before "en-x/y"), as one string, which compares faster
+    than a list of parts: a separator below every character compares as the end of a part."""
+    return path.replace(os.sep, "\0")
 
 
 def stat_key(stat: os.stat_result) -> tuple[int, int, int, int]:
@@ -337,11 +339,17 @@ def post_language(rel: Path, meta: dict, body: str, format: str = "markdown") ->
 
 
 def scan_site(
-    site_dir: str | Path, previous: pl.DataFrame | None = None, max_post_bytes: int = MAX_POST_BYTES
+    site_dir: str | Path,
+    previous: pl.DataFrame | None = None,
+    max_post_bytes: int = MAX_POST_BYTES,
+    previous_stats: dict[str, tuple[int, int, int, int]] | None = None,
 ) -> PostScan:
     """Read every post file; with `previous` (an earlier scan's posts), files whose path and
-    bytes are unchanged, and that the same code read (READER_VERSION), keep their earlier row. Every file is still read and hashed: that is
-    cheap, while parsing YAML frontmatter is what a full scan spends its time on.
+    bytes are unchanged, and that the same code read (READER_VERSION), keep their earlier row.
+
+    With `previous_stats` too (that scan's `stats`), a file whose stat_key is the one it had then is not even read:
+    its row and hash are the earlier ones, as the sensor trusts them between full checks (core/blog_state.py).
+    Without it every file is read and hashed, which is what a full check is.
 
     Links out of the blog and files over max_post_bytes are rejected without being read;
     their content_hash is what take_snapshot records for them (post_file_hash)."""
@@ -350,16 +358,20 @@ def scan_site(
     if previous is not None and not set(POST_SCHEMA) <= set(previous.columns):
         previous = None  # read by an older blogtune that recorded less: read everything again
     if previous is not None:
-        previous = previous.filter(pl.col("read_by") == READER_VERSION)  # read by other code: read again
-    unchanged = set(zip(previous["path"], previous["content_hash"])) if previous is not None else set()
-    rows, rejected, reused, stats = [], [], [], {}
+        previous = made_by(previous, "read_by", READER_VERSION)  # read by other code: read again
+    earlier_hashes = dict(zip(previous["path"], previous["content_hash"])) if previous is not None else {}
+    trusted = previous_stats or {}
+    rows, rejected, reused, stats, keys = [], [], [], {}, []
     for path in files:
         key = post_path(site_dir, path)
+        keys.append(key)
         content_hash = ""
         try:
-            if os.path.islink(path) and leads_outside(site_dir, path):
-                raise NotAPost(f"symlink pointing outside the blog ({_real(path)}): not followed")
-            file_stat = os.stat(path)
+            file_stat = os.lstat(path)  # one call where a file is no link: this runs for every post at every build
+            if S_ISLNK(file_stat.st_mode):
+                if leads_outside(site_dir, path):
+                    raise NotAPost(f"symlink pointing outside the blog ({_real(path)}): not followed")
+                file_stat = os.stat(path)
             stats[key] = stat_key(file_stat)
             if not S_ISREG(file_stat.st_mode):
                 raise NotAPost("not a regular file (a named pipe, socket or device): not read")
@@ -367,10 +379,13 @@ def scan_site(
             if size > max_post_bytes:
                 content_hash = post_file_hash(site_dir, path)
                 raise NotAPost(f"{size:,} bytes, over the {max_post_bytes:,}-byte limit (BLOGTUNE_MAX_POST_BYTES)")
+            if key in earlier_hashes and trusted.get(key) == stats[key]:
+                reused.append(key)
+                continue
             with open(path, "rb") as f:
                 raw = f.read()
             content_hash = hashlib.sha256(raw).hexdigest()
-            if (key, content_hash) in unchanged:
+            if earlier_hashes.get(key) == content_hash:
                 reused.append(key)
             else:
                 rows.append(read_post(Path(path).relative_to(site_dir), raw, content_hash))
@@ -380,8 +395,11 @@ def scan_site(
             rejected.append({"path": key, "reason": f"unreadable: {err.strerror}", "content_hash": ""})
     posts = pl.DataFrame(rows, schema=POST_SCHEMA)
     if reused:
-        earlier = previous.select(list(POST_SCHEMA)).filter(pl.col("path").is_in(reused))
-        posts = in_file_order(pl.concat([earlier, posts]), [post_path(site_dir, f) for f in files])
+        earlier = previous.select(list(POST_SCHEMA))
+        if len(reused) < earlier.height:
+            earlier = earlier.filter(pl.col("path").is_in(reused))
+        # Both are in file order already (an earlier scan's rows, a subsequence of it): only new rows need placing.
+        posts = in_file_order(pl.concat([earlier, posts]), keys) if posts.height else earlier
     posts_dir = str(site_dir / "_posts")
     not_posts = pl.DataFrame(
         [{"path": post_path(site_dir, f), "reason": not_a_post_reason(f, posts_dir)} for f in others], schema=NOT_POST_SCHEMA
@@ -393,5 +411,6 @@ def scan_site(
 
 def in_file_order(posts: pl.DataFrame, paths: list[str]) -> pl.DataFrame:
     # Path order (find_post_files sorts Path objects) differs from string order, e.g. "en/" vs "en-x/".
-    position = pl.DataFrame({"path": paths, "_position": range(len(paths))})
-    return posts.join(position, on="path").sort("_position").drop("_position")
+    position = {path: i for i, path in enumerate(paths)}
+    at = [position[path] for path in posts["path"].to_list()]
+    return gather(posts, sorted(range(posts.height), key=at.__getitem__))
