@@ -50,9 +50,8 @@ def example_lengths(posts: int, work: Path, tokenizer_dir: Path) -> list[int]:
 
     write_blog(work / "blog", posts)
     examples = sft.build_examples(clean_posts(scan_site(work / "blog").posts).kept)
-    conversations = [sft.to_conversation(t, b) for t, b in examples.select("title", "body").iter_rows()]
     sft.write_jsonl(work / "all.jsonl", examples)
-    return sft.count_tokens(ChatEncoder(Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))), conversations, MAX_LENGTH).tokens
+    return sft.count_tokens(ChatEncoder(Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))), examples, MAX_LENGTH).tokens
 
 
 def padding_shares(lengths: list[int], max_length: int = MAX_LENGTH, batch: int = BATCH, seed: int = 42) -> dict:

@@ -35,11 +35,14 @@ def _last_full_read(folder: Path) -> float:
         return 0.0
 
 
-def _content_version(*frames: pl.DataFrame) -> str:
-    """A hash of the frames' content: equal content, equal data version, nothing downstream looks stale."""
+def _content_version(result: CleanResult) -> str:
+    """A hash of the result's content: equal content, equal data version, nothing downstream looks stale.
+
+    A kept row is hashed by its path and what made its text (cleaned_by, cleaned_from), which decide the rest of
+    it, as clean_posts' reuse relies on: hashing whole rows took 0.40 s at 21,434 posts."""
     h = hashlib.sha256()
-    for frame in frames:
-        for row in frame.iter_rows():
+    for frame, columns in ((result.kept, ["path", "cleaned_by", "cleaned_from"]), (result.dropped, list(result.dropped.columns))):
+        for row in frame.select(columns).iter_rows():
             h.update(repr(row).encode())
     return h.hexdigest()
 
@@ -125,7 +128,7 @@ def cleaned_posts(raw_posts: Path, blog: BlogSource, artifacts: ArtifactHome) ->
     kept = result.kept
     return dg.Output(
         path,
-        data_version=dg.DataVersion(_content_version(result.kept, result.dropped)),
+        data_version=dg.DataVersion(_content_version(result)),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "posts_digest": BlogSnapshot.read(raw_posts).digest,
