@@ -113,21 +113,26 @@ def run_incremental(blog: Path, new_post: Path, tokenizer_dir: Path, out: Path, 
     fresh, full = blogtune_build(blog, encoder, out / "fresh")
     arrived.rename(new_post)
     identical = (
-        incremental.scan.posts.equals(fresh.scan.posts)
-        and incremental.cleaned.kept.equals(fresh.cleaned.kept)
-        and incremental.cleaned.dropped.equals(fresh.cleaned.dropped)
-        and incremental.examples.equals(fresh.examples)
+        same(incremental.scan.posts, fresh.scan.posts)
+        and same(incremental.cleaned.kept, fresh.cleaned.kept)
+        and same(incremental.cleaned.dropped, fresh.cleaned.dropped)
+        and same(incremental.examples, fresh.examples)
         and written_equal(incremental.out, fresh.out)
     )
     timing = measure.median_of([t for _, t in runs])
     return {**{f"incremental_{k}": v for k, v in timing.items()}, "full_after_s": full["total_s"], "identical_to_full": identical}
 
 
+def same(one: pl.DataFrame, other: pl.DataFrame) -> bool:
+    """Equal values of equal types (DataFrame.equals alone ignores the types)."""
+    return one.schema == other.schema and one.equals(other)
+
+
 def written_equal(one: Path, other: Path) -> bool:
     """The artifacts two builds wrote read back as the same frames, and their JSONL files are the same bytes."""
     from blogtune_assets.core.shards import read_frame
 
-    return all(read_frame(one / name).equals(read_frame(other / name)) for name in ("posts", "cleaned", "examples")) and all(
+    return all(same(read_frame(one / name), read_frame(other / name)) for name in ("posts", "cleaned", "examples")) and all(
         (one / name).read_bytes() == (other / name).read_bytes() for name in ("train.jsonl", "eval.jsonl")
     )
 

@@ -67,6 +67,11 @@ def new_posts_sensor(context: dg.SensorEvaluationContext, blog: BlogSource, arti
     changes = now.changes_since(trained)
     if not changes.count:
         return dg.SkipReason(f"no change: the {len(now.files)} post files are those raw_posts last read")
+    if full_check:
+        # What a full check found may show in no stat, and the ticks that trust stats no longer see it: the run this
+        # change leads to, on whichever tick, reads every file (FULL_READ_TAG).
+        seen["full_read_pending"] = True
+        context.update_cursor(json.dumps(seen))
     if changes.count < retrain.min_new_posts:
         return dg.SkipReason(f"{changes.summary()}: waiting for {retrain.min_new_posts} changed posts (min_new_posts)")
 
@@ -81,8 +86,9 @@ def new_posts_sensor(context: dg.SensorEvaluationContext, blog: BlogSource, arti
         return dg.SkipReason(f"{changes.summary()}: run {running.run_id} is still in progress")
     mode = "full" if changes.deleted and retrain.full_retrain_on_delete else "warm"
     tags = {"blogtune/trigger": "new_posts", "blogtune/posts_digest": now.digest[:16], "blogtune/training_mode": mode}
-    if full_check:  # what it found may show in no stat: raw_posts must read every file too
+    if seen.pop("full_read_pending", False):
         tags[FULL_READ_TAG] = "true"
+        context.update_cursor(json.dumps(seen))
     return dg.RunRequest(
         # Dagster launches a run key once, ever: the published raw_posts version in it lets a blog that returns to
         # an earlier state (a post added, removed, added back) train again, while repeated ticks still launch one run.

@@ -291,3 +291,28 @@ def test_the_full_check_hashes_every_file_whatever_its_stat_says(instance, blog,
     caught, _ = tick(instance, resources, cursor, full_check_s=3600)
     assert isinstance(caught, dg.RunRequest)
     assert caught.tags[FULL_READ_TAG] == "true"  # raw_posts, trusting the same stat, would not read the edit either
+
+
+def test_a_run_after_a_full_check_found_a_change_reads_every_file_even_when_a_later_tick_launches_it(instance, blog, monkeypatch):
+    """The quiet period defers the full check's request; the ticks after it trust stats and no longer see an edit
+    that shows in none, so the tag must outlive the tick that found it (found in review)."""
+    from blogtune_assets.core import blog_state
+
+    site, resources = blog
+    clock = [2_000_000.0]
+    monkeypatch.setattr(automation.time, "time", lambda: clock[0])
+    _, cursor = tick(instance, resources, full_check_s=3600, quiet_period_s=600)
+    published = BlogSnapshot.read(ArtifactStore(resources["artifacts"].home).current("raw_posts"))
+    real_stat = blog_state.file_stat
+    monkeypatch.setattr(blog_state, "file_stat", lambda path: published.stats.get(blog_state.post_path(site, path)) or real_stat(path))
+    _edit_keeping_size_and_mtime(site)
+    clock[0] += 3600
+    waiting, cursor = tick(instance, resources, cursor, full_check_s=3600, quiet_period_s=600)
+    assert isinstance(waiting, dg.SkipReason) and "1 changed" in waiting.skip_message
+    write_post(site, *NEW_POST)  # seen by its stat on the next, trusting tick, with the hidden edit not
+    clock[0] += 60
+    _, cursor = tick(instance, resources, cursor, full_check_s=3600, quiet_period_s=600)
+    clock[0] += 600
+    launched, cursor = tick(instance, resources, cursor, full_check_s=3600, quiet_period_s=600)
+    assert isinstance(launched, dg.RunRequest) and launched.tags[FULL_READ_TAG] == "true"
+    assert "full_read_pending" not in json.loads(cursor)

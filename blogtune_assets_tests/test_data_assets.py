@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import polars as pl
+from polars.testing import assert_frame_equal
 
 from blogtune_assets.assets.posts import POSTS
 from blogtune_assets.core.jekyll import stat_key
@@ -87,9 +88,9 @@ def test_token_counts_are_reused_only_with_the_same_tokenizer_and_counting_code(
 
     store = ArtifactStore(tmp_path / "home")
     with store.new_version("sft_dataset") as folder:
-        write_frame(pl.DataFrame({"path": ["p"], "source_key": ["s"], "example_key": ["k"], "tokens": [7]}), folder / sft.EXAMPLES, "path")
+        write_frame(pl.DataFrame({"path": ["p"], "built_by": ["b"], "example_key": ["k"], "tokens": [7]}), folder / sft.EXAMPLES, "path")
         (folder / COUNTED_WITH).write_text(counted_with("tokenizer-rev-1"))
-    published = read_earlier(store.current("sft_dataset"), sft.EXAMPLES, needs="source_key")
+    published = read_earlier(store.current("sft_dataset"), sft.EXAMPLES, needs="built_by")
     assert _previous_counts(published, counted_with("tokenizer-rev-1")) == {"k": 7}
     assert _previous_counts(published, counted_with("tokenizer-rev-2")) is None  # another tokenizer revision
     monkeypatch.setattr(sft, "COUNTER_VERSION", "after a fix to chat_tokens.py")
@@ -126,7 +127,10 @@ def test_a_new_post_rewrites_one_shard_of_each_data_asset_and_equals_a_build_fro
     incremental, fresh = _written(home), _written(fresh_home)
     assert incremental.keys() == fresh.keys()
     for name, value in incremental.items():
-        assert value.equals(fresh[name]) if isinstance(value, pl.DataFrame) else value == fresh[name], name
+        if isinstance(value, pl.DataFrame):
+            assert_frame_equal(value, fresh[name])
+        else:
+            assert value == fresh[name], name
 
 
 def test_raw_posts_reads_every_file_when_the_sensor_asks_or_a_full_check_is_due(sample_blog_copy, home, monkeypatch):

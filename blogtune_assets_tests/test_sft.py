@@ -92,3 +92,19 @@ def test_length_histogram_counts_every_example():
     hist = sft.length_histogram([1, 100, 511, 512, 5000], max_length=512, bins=4)
     assert [n for _, n in hist] == [2, 0, 0, 1, 2]
     assert hist[-1][0] == "≥512"
+
+
+def test_examples_built_by_other_code_lend_nothing_to_a_new_build(tmp_path, monkeypatch):
+    """Kept keys, positions and JSONL pieces were carried forward forever after a fix to sft.py (found in review)."""
+    cleaned = pl.DataFrame(
+        {"title": ["A", "B"], "body": ["alpha", "beta"], "path": ["a", "b"], "language": "en", "cleaned_by": "v", "cleaned_from": ["a", "b"]}
+    )
+    before = sft.build_examples(cleaned).with_columns(pl.lit(1, dtype=pl.Int64).alias("tokens"))
+    sft.write_split(tmp_path / "v1", before)
+    planted = before.with_columns(pl.lit("a stale key").alias("example_key"))
+    assert sft.build_examples(cleaned, previous=planted)["example_key"].to_list() == ["a stale key"] * 2  # reused as they are
+    monkeypatch.setattr(sft, "BUILDER_VERSION", "after a fix to sft.py")
+    again = sft.build_examples(cleaned, previous=planted).with_columns(pl.lit(1, dtype=pl.Int64).alias("tokens"))
+    assert again["example_key"].to_list() == before["example_key"].to_list()
+    *_, written = sft.write_split(tmp_path / "v2", again, previous=(sft.read_examples(tmp_path / "v1"), tmp_path / "v1" / sft.EXAMPLES))
+    assert written.reused == 0

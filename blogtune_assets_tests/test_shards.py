@@ -85,3 +85,13 @@ def test_an_earlier_version_without_shards_or_the_needed_column_is_no_previous(t
     assert read_earlier(tmp_path / "v2", "posts", needs="content_hash") is None
     frame, folder = read_earlier(tmp_path / "v2", "posts", needs="path")
     assert frame["path"].to_list() == ["a"] and folder == tmp_path / "v2" / "posts"
+
+
+def test_equal_values_of_another_type_are_written_again_and_the_frame_reads_back(tmp_path):
+    """DataFrame.equals compares values only: a shard of Int64 linked among Int32 ones made the frame unreadable."""
+    before = posts().with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("tokens"))
+    after = before.with_columns(pl.col("tokens").cast(pl.Int32))
+    write_frame(before, tmp_path / "v1", "path")
+    written = write_frame(after, tmp_path / "v2", "path", previous=(before, tmp_path / "v1"))
+    assert written.reused == 0
+    assert read_frame(tmp_path / "v2").schema == after.schema

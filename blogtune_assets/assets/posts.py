@@ -1,5 +1,7 @@
 """raw_posts and cleaned_posts: the blog as it is, then as a reader sees it."""
 
+# No `from __future__ import annotations` here: Dagster checks the `context` parameter's annotation as a class.
+
 import hashlib
 import json
 import shutil

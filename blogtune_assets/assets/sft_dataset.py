@@ -47,7 +47,7 @@ def sft_dataset(
     profile = model_profile.settings
     settings = profile.train
     cleaned = read_frame(cleaned_posts / POSTS)
-    earlier = read_earlier(artifacts.store.current_or_none("sft_dataset"), sft.EXAMPLES, needs="source_key")
+    earlier = read_earlier(artifacts.store.current_or_none("sft_dataset"), sft.EXAMPLES, needs="built_by")
     examples = sft.build_examples(
         cleaned, seed=settings.seed, eval_size=settings.eval_size, previous=earlier[0] if earlier else None
     )
@@ -99,7 +99,7 @@ def sft_dataset(
                     for row in examples.head(5).iter_rows(named=True)
                 ],
             ),
-            "first_example_json": dg.MetadataValue.json(sft.to_conversation(*examples.row(0)[2:4]) if examples.height else {}),
+            "first_example_json": dg.MetadataValue.json(sft.to_conversation(*examples.select("title", "body").row(0)) if examples.height else {}),
         },
     )
 

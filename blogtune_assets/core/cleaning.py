@@ -14,7 +14,7 @@ from blogtune_assets.core.liquid import MIN_CHARS, clean_body
 
 # What cleans a post: text cleaned by other code is cleaned again, not reused (clean_posts' `previous`).
 CLEANER_VERSION = code_version(
-    "blogtune_assets.core.cleaning", "blogtune_assets.core.liquid", "blogtune_assets.core.html_posts",
+    "blogtune_assets.core.cleaning", "blogtune_assets.core.liquid", "blogtune_assets.core.html_posts", "blogtune_assets.core.frames",
     packages=("markdownify", "beautifulsoup4"),
 )  # fmt: skip
 

@@ -21,4 +21,3 @@ def code_version(*modules: str, packages: tuple[str, ...] = ()) -> str:
     for package in packages:
         digest.update(f"{package}=={version(package)}\n".encode())
     return digest.hexdigest()[:16]
-

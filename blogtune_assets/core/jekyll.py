@@ -45,7 +45,9 @@ MAX_POST_BYTES = 5_000_000
 
 # What reads a post: a row read by other code is read again, not reused (scan_site's `previous`).
 READER_VERSION = code_version(
-    "blogtune_assets.core.jekyll", "blogtune_assets.core.language", "blogtune_assets.core.html_posts",  # an .html post's language is read from its text
+    "blogtune_assets.core.jekyll", "blogtune_assets.core.language",
+    "blogtune_assets.core.html_posts",  # an .html post's language is read from its text
+    "blogtune_assets.core.frames",  # which assembles the reused rows
     packages=("python-frontmatter", "PyYAML", "py3langid", "markdownify", "beautifulsoup4"),
 )
 

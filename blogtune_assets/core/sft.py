@@ -12,12 +12,17 @@ import polars as pl
 
 from blogtune_assets.core.chat_tokens import ChatEncoder
 from blogtune_assets.core.code_version import code_version
+from blogtune_assets.core.frames import made_by
 from blogtune_assets.core.shards import Written, concat_files, read_frame, write_frame
 
 # What counts an example's tokens (with the tokenizer, whose revision is keyed separately).
 COUNTER_VERSION = code_version(
     "blogtune_assets.core.sft", "blogtune_assets.core.chat_tokens", "blogtune_assets.core.tiny_tokenizer", packages=("tokenizers",)
 )  # tiny_tokenizer holds the control tokens' names chat_tokens encodes with
+
+# What builds an example row and its JSONL pieces: an earlier row built by other code lends it nothing (build_examples'
+# `previous`), and its shard is written again, since its rows differ (write_split's `previous`).
+BUILDER_VERSION = code_version("blogtune_assets.core.sft", "blogtune_assets.core.shards", packages=("polars",))
 
 EVAL_SIZE = 200  # as in the reference run
 MAX_EVAL_FRACTION = 0.10
@@ -122,7 +127,8 @@ def build_examples(
     titles = cleaned["title"].to_list()
     sources = [source_key(*row) for row in zip(titles, cleaned["cleaned_by"].to_list(), cleaned["cleaned_from"].to_list())]
     known_keys, known_positions = {}, {}
-    if previous is not None and {"source_key", "split_position"} <= set(previous.columns):
+    if previous is not None and "built_by" in previous.columns:
+        previous = made_by(previous, "built_by", BUILDER_VERSION)
         known_keys = dict(zip(previous["source_key"].to_list(), previous["example_key"].to_list()))
         if (previous["split_seed"] == seed).all():
             known_positions = dict(zip(previous["title"].to_list(), previous["split_position"].to_list()))
@@ -130,7 +136,7 @@ def build_examples(
     todo = [i for i, key in enumerate(keys) if key is None]
     for i, body in zip(todo, cleaned["body"].gather(todo).to_list()):
         keys[i] = example_key(titles[i], body)
-    positions = [known_positions.get(title) or split_position(title, seed) for title in titles]
+    positions = [known_positions[title] if title in known_positions else split_position(title, seed) for title in titles]
     return cleaned.select("path", "language", "title", "body").with_columns(
         pl.Series("is_eval", split_sides(positions, eval_size), dtype=pl.Boolean),
         pl.Series("split_position", positions, dtype=pl.Float64),
@@ -138,6 +144,7 @@ def build_examples(
         pl.Series("source_key", sources, dtype=pl.String),
         # Saved beside the token counts, so the next build can reuse them (count_tokens' previous).
         pl.Series("example_key", keys, dtype=pl.String),
+        pl.lit(BUILDER_VERSION).alias("built_by"),
     )
 
 

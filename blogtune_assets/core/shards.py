@@ -16,12 +16,14 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
 
-ROWS_PER_SHARD = 128  # on average: ~170 shards at 21,434 posts, so one new post rewrites ~1/170 of an artifact
+# Smaller shards make one new post cheaper and a full build's writes dearer: at 21,434 posts, 128 gave 2.7% of a full
+# build for one post (256: 3.0%, against issue 14's 3%) and 1.0 s of full writes (256: 0.9 s); benchmarks/README.md.
+ROWS_PER_SHARD = 128
 CUT_SEED = 0  # the hash's seed: any fixed number
 MANIFEST = "shards.json"
 FRAME_FILE = ".parquet"  # each shard's rows; a writer may add files of its own beside it (write_frame's `also`)
@@ -67,7 +69,7 @@ def read_earlier(version: Path | None, name: str, needs: str) -> tuple[pl.DataFr
     version, or it stored the frame otherwise (before shards, or without the column `needs`): a build from nothing."""
     try:
         frame = read_frame(version / name) if version else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, pl.exceptions.PolarsError):  # unreadable: a build from nothing, never a stuck asset
         return None
     return (frame, version / name) if frame is not None and needs in frame.columns else None
 
@@ -95,7 +97,8 @@ def write_frame(
         rows, name = stored.slice(start, end - start), f"{i:05d}"
         first = keys[start] if end > start else ""
         match = earlier.get((first, end - start))
-        if match is not None and match[0].equals(rows):
+        # The schema too: DataFrame.equals compares values only, and an Int32 shard among Int64 ones cannot be read.
+        if match is not None and match[0].schema == rows.schema and match[0].equals(rows):
             for suffix in (FRAME_FILE, *also):
                 _link(Path(f"{match[1]}{suffix}"), folder / f"{name}{suffix}")
             reused += 1
@@ -104,7 +107,7 @@ def write_frame(
             for suffix, write in also.items():
                 write(frame.slice(start, end - start), folder / f"{name}{suffix}")
         shards.append(Shard(name, end - start, first))
-    (folder / MANIFEST).write_text(json.dumps({"key": key, "shards": [s.__dict__ for s in shards]}))
+    (folder / MANIFEST).write_text(json.dumps({"key": key, "shards": [asdict(s) for s in shards]}))
     return Written(shards=len(shards), reused=reused)
 
 
