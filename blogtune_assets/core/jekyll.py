@@ -201,7 +201,7 @@ def post_path(site_dir: Path, path: str | Path) -> str:
     # A string slice, not Path.relative_to: this runs for every file on every sensor tick.
     site, full = str(site_dir), str(path)
     rel = full[len(site) + 1 :] if full.startswith(site + os.sep) else Path(path).relative_to(site_dir).as_posix()
-    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return rel if rel.isascii() else rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def post_file_hash(site_dir: Path, path: str | Path) -> str:

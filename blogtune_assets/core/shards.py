@@ -89,16 +89,18 @@ def write_frame(
     hold must be told by a stored one (sft's bodies, by their example_key)."""
     also = also or {}
     folder.mkdir(parents=True, exist_ok=True)
-    earlier = _earlier_shards(previous[0].drop(left_out, strict=False), previous[1]) if previous else {}
     stored = frame.drop(left_out)
+    earlier_frame = previous[0].drop(left_out, strict=False) if previous else None
+    # The schema too, once for every shard: DataFrame.equals compares values only, and an Int32 shard linked among
+    # Int64 ones cannot be read.
+    earlier = _earlier_shards(earlier_frame, previous[1]) if previous and earlier_frame.schema == stored.schema else {}
     keys = frame[key]
     shards, reused = [], 0
     for i, (start, end) in enumerate(bounds(keys)):
         rows, name = stored.slice(start, end - start), f"{i:05d}"
         first = keys[start] if end > start else ""
         match = earlier.get((first, end - start))
-        # The schema too: DataFrame.equals compares values only, and an Int32 shard among Int64 ones cannot be read.
-        if match is not None and match[0].schema == rows.schema and match[0].equals(rows):
+        if match is not None and match[0].equals(rows):
             for suffix in (FRAME_FILE, *also):
                 _link(Path(f"{match[1]}{suffix}"), folder / f"{name}{suffix}")
             reused += 1
