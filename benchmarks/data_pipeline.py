@@ -46,7 +46,7 @@ def blogtune_build(blog: Path, encoder, out: Path, previous: Build | None = None
     else:
         scan = scan_site(blog)
     scanned = time.perf_counter()
-    cleaned = clean_posts(scan.posts, previous=previous.cleaned if previous else None)
+    cleaned = clean_posts(scan.posts, previous=previous.cleaned.kept if previous else None)
     clean_done = time.perf_counter()
     examples = sft.build_examples(cleaned.kept, previous=previous.examples if previous else None)
     earlier = dict(zip(previous.examples["example_key"], previous.examples["tokens"])) if previous else None

@@ -272,17 +272,22 @@ def test_an_edit_that_keeps_size_and_mtime_is_caught_at_the_next_tick_by_its_cti
     assert FULL_READ_TAG not in caught.tags  # seen by its stat: raw_posts will read it without reading every file
 
 
-def test_the_full_check_hashes_every_file_whatever_its_stat_says(instance, blog, monkeypatch):
-    """On a file system whose times do not move, only the periodic full check sees such an edit."""
+def _freeze_stats_at_the_published_snapshot(monkeypatch, site, resources) -> None:
+    """A file system whose times do not move: every file the published raw_posts read keeps the stat it had then."""
     from blogtune_assets.core import blog_state
 
+    published = BlogSnapshot.read(ArtifactStore(resources["artifacts"].home).current("raw_posts"))
+    real_stat = blog_state.file_stat
+    monkeypatch.setattr(blog_state, "file_stat", lambda path: published.stats.get(blog_state.post_path(site, path)) or real_stat(path))
+
+
+def test_the_full_check_hashes_every_file_whatever_its_stat_says(instance, blog, monkeypatch):
+    """On a file system whose times do not move, only the periodic full check sees such an edit."""
     site, resources = blog
     clock = [2_000_000.0]
     monkeypatch.setattr(automation.time, "time", lambda: clock[0])
     _, cursor = tick(instance, resources, full_check_s=3600)
-    published = BlogSnapshot.read(ArtifactStore(resources["artifacts"].home).current("raw_posts"))
-    real_stat = blog_state.file_stat
-    monkeypatch.setattr(blog_state, "file_stat", lambda path: published.stats.get(blog_state.post_path(site, path)) or real_stat(path))
+    _freeze_stats_at_the_published_snapshot(monkeypatch, site, resources)
     _edit_keeping_size_and_mtime(site)
     clock[0] += 60
     missed, cursor = tick(instance, resources, cursor, full_check_s=3600)
@@ -296,15 +301,11 @@ def test_the_full_check_hashes_every_file_whatever_its_stat_says(instance, blog,
 def test_a_run_after_a_full_check_found_a_change_reads_every_file_even_when_a_later_tick_launches_it(instance, blog, monkeypatch):
     """The quiet period defers the full check's request; the ticks after it trust stats and no longer see an edit
     that shows in none, so the tag must outlive the tick that found it (found in review)."""
-    from blogtune_assets.core import blog_state
-
     site, resources = blog
     clock = [2_000_000.0]
     monkeypatch.setattr(automation.time, "time", lambda: clock[0])
     _, cursor = tick(instance, resources, full_check_s=3600, quiet_period_s=600)
-    published = BlogSnapshot.read(ArtifactStore(resources["artifacts"].home).current("raw_posts"))
-    real_stat = blog_state.file_stat
-    monkeypatch.setattr(blog_state, "file_stat", lambda path: published.stats.get(blog_state.post_path(site, path)) or real_stat(path))
+    _freeze_stats_at_the_published_snapshot(monkeypatch, site, resources)
     _edit_keeping_size_and_mtime(site)
     clock[0] += 3600
     waiting, cursor = tick(instance, resources, cursor, full_check_s=3600, quiet_period_s=600)

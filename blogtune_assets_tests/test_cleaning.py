@@ -48,14 +48,14 @@ def test_recleaning_reuses_unchanged_posts_and_matches_a_full_run(sample_blog_co
         return original(body)
 
     monkeypatch.setattr(cleaning, "clean_body", counting_clean)
-    again = clean_posts(raw, previous=before)
+    again = clean_posts(raw, previous=before.kept)
     # The edited post and the two new ones; dropped posts (two short ones in the sample) are not reused.
     assert len(cleaned) == 3 + before.dropped.height
     monkeypatch.undo()
     fresh = clean_posts(raw)
     assert again.kept.equals(fresh.kept) and again.dropped.equals(fresh.dropped)
     # Drop rules are applied afresh: a changed language selection is honoured.
-    only_en = clean_posts(raw, languages=["en"], previous=before)
+    only_en = clean_posts(raw, languages=["en"], previous=before.kept)
     assert only_en.kept.equals(clean_posts(raw, languages=["en"]).kept)
 
 
@@ -65,11 +65,11 @@ def test_a_new_cleaner_cleans_every_post_again(sample_blog_copy, monkeypatch):
     before = clean_posts(raw)
     original, cleaned = cleaning.clean_body, []
     monkeypatch.setattr(cleaning, "clean_body", lambda body: cleaned.append(body) or original(body))
-    clean_posts(raw, previous=before)
+    clean_posts(raw, previous=before.kept)
     assert len(cleaned) == before.dropped.height  # same code: every kept post's text reused
     cleaned.clear()
     monkeypatch.setattr(cleaning, "CLEANER_VERSION", "after a fix to liquid.py")
-    again = clean_posts(raw, previous=before)
+    again = clean_posts(raw, previous=before.kept)
     assert len(cleaned) == before.kept.height + before.dropped.height
     assert set(again.kept["cleaned_by"]) == {"after a fix to liquid.py"}
 
@@ -81,7 +81,7 @@ def test_text_read_by_another_reader_is_cleaned_again(sample_blog_copy, monkeypa
     before = clean_posts(raw)
     original, cleaned = cleaning.clean_body, []
     monkeypatch.setattr(cleaning, "clean_body", lambda body: cleaned.append(body) or original(body))
-    clean_posts(raw.with_columns(pl.lit("a fixed reader").alias("read_by")), previous=before)
+    clean_posts(raw.with_columns(pl.lit("a fixed reader").alias("read_by")), previous=before.kept)
     assert len(cleaned) == before.kept.height + before.dropped.height
 
 
@@ -92,5 +92,5 @@ def test_a_post_renamed_from_md_to_html_is_cleaned_as_html(site):
     before = clean_posts(scan_site(site).posts)
     assert "<p>" in before.kept["body"][0]  # as Markdown, the tag is text
     (site / "_posts/en/2020-01-01-renamed.md").rename(site / "_posts/en/2020-01-01-renamed.html")
-    again = clean_posts(scan_site(site).posts, previous=before)
+    again = clean_posts(scan_site(site).posts, previous=before.kept)
     assert "<p>" not in again.kept["body"][0] and again.kept["body"][0].startswith(LONG_BODY.split()[0])

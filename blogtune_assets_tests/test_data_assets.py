@@ -154,22 +154,23 @@ def test_raw_posts_reads_every_file_when_the_sensor_asks_or_a_full_check_is_due(
         body = read_frame(published / POSTS).filter(pl.col("path") == key)["body"][0]
         return event.materialization.metadata["full_read"].value, body
 
+    def edit_no_stat_shows(old: str, new: str) -> None:
+        post.write_text(post.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+        published = home / "raw_posts" / "current"
+        snapshot = BlogSnapshot.read(published)  # the edit made invisible: the published stat is the file's new one
+        BlogSnapshot(snapshot.files, {**snapshot.stats, key: stat_key(os.stat(post))}).write(published)
+
     post = sorted((sample_blog_copy / "_posts" / "en").glob("*.md"))[0]
     key = post.relative_to(sample_blog_copy).as_posix()
     assert read()[0]  # the first read is full
-    post.write_text(post.read_text(encoding="utf-8").replace("---\n\n", "---\n\nHidden edit. ", 1), encoding="utf-8")
-    published = home / "raw_posts" / "current"
-    snapshot = BlogSnapshot.read(published)  # the edit made invisible: the published stat is the file's new one
-    BlogSnapshot(snapshot.files, {**snapshot.stats, key: stat_key(os.stat(post))}).write(published)
+    edit_no_stat_shows("---\n\n", "---\n\nHidden edit. ")
 
     clock[0] += 60
     full, body = read()
     assert not full and not body.startswith("Hidden edit.")  # trusted, as the sensor's ticks between full checks
     full, body = read(tags={FULL_READ_TAG: "true"})
     assert full and body.startswith("Hidden edit.")
-    post.write_text(post.read_text(encoding="utf-8").replace("Hidden edit. ", "Second hidden edit. ", 1), encoding="utf-8")
-    snapshot = BlogSnapshot.read(published)
-    BlogSnapshot(snapshot.files, {**snapshot.stats, key: stat_key(os.stat(post))}).write(published)
+    edit_no_stat_shows("Hidden edit. ", "Second hidden edit. ")
     clock[0] += 3600  # BLOGTUNE_FULL_CHECK_S's default since the last full read
     full, body = read()
     assert full and body.startswith("Second hidden edit.")

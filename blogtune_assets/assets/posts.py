@@ -59,10 +59,11 @@ def raw_posts(context: dg.AssetExecutionContext, blog: BlogSource, artifacts: Ar
     (FULL_READ_TAG), where an edit no stat shows was found."""
     published = artifacts.store.current_or_none("raw_posts")
     previous = read_earlier(published, POSTS, needs="content_hash")
+    last_full_read = _last_full_read(published) if previous else 0.0
     full_read = (
         previous is None
         or context.run.tags.get(FULL_READ_TAG) == "true"
-        or time.time() - _last_full_read(published) >= retrain.full_check_s
+        or time.time() - last_full_read >= retrain.full_check_s
     )
     trusted = None if full_read else BlogSnapshot.read(published).stats
     started = time.time()
@@ -80,7 +81,7 @@ def raw_posts(context: dg.AssetExecutionContext, blog: BlogSource, artifacts: Ar
         scan.rejected.write_parquet(folder / "rejected.parquet")
         scan.not_posts.write_parquet(folder / "not_posts.parquet")
         snapshot.write(folder)
-        (folder / READ_LOG).write_text(json.dumps({"full_read_at": started if full_read else _last_full_read(published)}))
+        (folder / READ_LOG).write_text(json.dumps({"full_read_at": started if full_read else last_full_read}))
     path = artifacts.store.current("raw_posts")
     posts = scan.posts
     return dg.Output(
@@ -120,8 +121,7 @@ def cleaned_posts(raw_posts: Path, blog: BlogSource, artifacts: ArtifactHome) ->
     """Liquid, kramdown attribute lists and images removed, raw and code kept, whitespace collapsed, short posts dropped."""
     raw = read_frame(raw_posts / POSTS)
     previous = read_earlier(artifacts.store.current_or_none("cleaned_posts"), POSTS, needs="cleaned_from")
-    earlier = CleanResult(previous[0], pl.read_parquet(previous[1].parent / "dropped.parquet")) if previous else None
-    result = clean_posts(raw, languages=blog.languages or None, previous=earlier)
+    result = clean_posts(raw, languages=blog.languages or None, previous=previous[0] if previous else None)
     with artifacts.store.new_version("cleaned_posts") as folder:
         written = write_frame(result.kept, folder / POSTS, "path", previous=previous)
         result.dropped.write_parquet(folder / "dropped.parquet")
@@ -150,7 +150,7 @@ def cleaned_posts(raw_posts: Path, blog: BlogSource, artifacts: ArtifactHome) ->
 def no_liquid_left(cleaned_posts: Path) -> dg.AssetCheckResult:
     kept = read_frame(cleaned_posts / POSTS, columns=["path", "body", "protected"])
     offenders = []
-    for path, body, protected in kept.select("path", "body", "protected").iter_rows():
+    for path, body, protected in kept.iter_rows():
         leftovers = leftover_liquid(Cleaned(text=body, protected=protected))
         if leftovers:
             offenders.append((path, leftovers[0]))

@@ -54,13 +54,13 @@ def clean_posts(
     raw: pl.DataFrame,
     languages: list[str] | None = None,
     min_chars: int = MIN_CHARS,
-    previous: CleanResult | None = None,
+    previous: pl.DataFrame | None = None,
 ) -> CleanResult:
-    """With `previous` (an earlier result), a kept post read from the same input (cleaning_input), cleaned by the
-    same code (CLEANER_VERSION), keeps its cleaned text; the drop rules are applied afresh, since the
-    languages or min_chars may have changed."""
+    """With `previous` (an earlier result's kept rows), a kept post read from the same input (cleaning_input),
+    cleaned by the same code (CLEANER_VERSION), keeps its cleaned text; the drop rules are applied afresh, since the
+    languages or min_chars may have changed, so earlier drops lend nothing."""
     wanted = frozenset(languages) if languages else None
-    reusable = _reusable(previous.kept) if previous is not None else pl.DataFrame(schema=_REUSED_SCHEMA)
+    reusable = _reusable(previous) if previous is not None else pl.DataFrame(schema=_REUSED_SCHEMA)
     earlier = dict(zip(reusable["cleaned_from"].to_list(), range(reusable.height)))
     earlier_chars = reusable["body"].str.len_chars().to_list()
     # Row by row only what decides a post's fate, and bodies become Python strings only to be cleaned; the kept
